@@ -1,0 +1,256 @@
+"""Dataset kinds registered in ``DATASETS``: aligned, paired, unpaired, single.
+
+Every builder has the signature ``(cfg: DataConfig, train: bool, phase: str)`` and
+returns a ``torch.utils.data.Dataset`` of dicts:
+
+* ``'A'``: float tensor ``in_channels x H x W`` in [-1, 1], ``'A_path'``: str;
+* ``'B'``: float tensor ``out_channels x H x W``, ``'B_path'`` (all kinds but single);
+* ``'rel_path'`` (single only): the file's path relative to the folder read.
+
+``direction: BtoA`` swaps the roles of the two sides.  ``root: builtin:NAME`` uses a
+generated dataset (see :mod:`i2i.data.builtin`) with the same semantics.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..config import DataConfig
+from ..errors import DataError
+from ..registry import DATASETS
+from .builtin import BuiltinSet, is_builtin
+from .io import IMAGE_EXTENSIONS, image_to_tensor, list_images, read_image, to_channels
+from .transforms import build_transform
+
+# a loader returns (RGB uint8 image, name) for item i
+Loader = Callable[[int], tuple[np.ndarray, str]]
+
+
+def image_folder(folder: Path) -> list[Path]:
+    """Images under ``folder`` (recursive, sorted); ``DataError`` if missing or empty."""
+    if not folder.is_dir():
+        raise DataError(f"dataset folder not found: {folder}")
+    paths = list_images(folder)
+    if not paths:
+        raise DataError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return paths
+
+
+def _limit(items: list, cfg: DataConfig) -> list:
+    return items[: cfg.max_items] if cfg.max_items > 0 else items
+
+
+def _builtin(cfg: DataConfig, phase: str) -> BuiltinSet:
+    return BuiltinSet.from_root(cfg.root, phase, max(cfg.load_size, cfg.crop_size))
+
+
+def _transformed(transform, name: str, a: np.ndarray, b: np.ndarray | None = None):
+    try:
+        return transform(a, b)
+    except DataError as exc:
+        raise DataError(f"{name}: {exc}") from None
+
+
+class PairDataset(Dataset):
+    """Pairs ``(A, B, A_name, B_name)`` from ``load_pair``, transformed together."""
+
+    def __init__(self, n: int, load_pair: Callable, cfg: DataConfig, train: bool) -> None:
+        self.n, self.load_pair, self.cfg = n, load_pair, cfg
+        self.swap = cfg.direction == "BtoA"
+        self.transform = build_transform(cfg, train)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        a, b, a_name, b_name = self.load_pair(i)
+        if self.swap:
+            a, b, a_name, b_name = b, a, b_name, a_name
+        a, b = _transformed(self.transform, a_name, to_channels(a, self.cfg.in_channels),
+                            to_channels(b, self.cfg.out_channels))
+        return {"A": image_to_tensor(a), "B": image_to_tensor(b), "A_path": a_name, "B_path": b_name}
+
+
+class UnpairedDataset(Dataset):
+    """Independent A and B collections; length ``max(nA, nB)``; random B while training."""
+
+    def __init__(self, na: int, load_a: Loader, nb: int, load_b: Loader, cfg: DataConfig, train: bool) -> None:
+        if cfg.direction == "BtoA":
+            na, load_a, nb, load_b = nb, load_b, na, load_a
+        self.na, self.load_a, self.nb, self.load_b = na, load_a, nb, load_b
+        self.cfg, self.train = cfg, train
+        self.transform = build_transform(cfg, train)
+
+    def __len__(self) -> int:
+        return max(self.na, self.nb)
+
+    def __getitem__(self, i: int) -> dict:
+        j = int(torch.randint(0, self.nb, ())) if self.train else i % self.nb
+        a, a_name = self.load_a(i % self.na)
+        b, b_name = self.load_b(j)
+        a, _ = _transformed(self.transform, a_name, to_channels(a, self.cfg.in_channels))
+        b, _ = _transformed(self.transform, b_name, to_channels(b, self.cfg.out_channels))
+        return {"A": image_to_tensor(a), "B": image_to_tensor(b), "A_path": a_name, "B_path": b_name}
+
+
+class SingleDataset(Dataset):
+    """One collection of inputs (for translation); items carry ``rel_path`` for mirrored output."""
+
+    def __init__(self, n: int, load: Loader, rel_paths: list[str], cfg: DataConfig, train: bool) -> None:
+        self.n, self.load, self.rel_paths, self.cfg = n, load, rel_paths, cfg
+        self.transform = build_transform(cfg, train)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        a, name = self.load(i)
+        a, _ = _transformed(self.transform, name, to_channels(a, self.cfg.in_channels))
+        return {"A": image_to_tensor(a), "A_path": name, "rel_path": self.rel_paths[i]}
+
+
+class FileImages:
+    """Loader of single image files."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __call__(self, i: int) -> tuple[np.ndarray, str]:
+        return read_image(self.paths[i], 3), str(self.paths[i])
+
+
+class AlignedPairs:
+    """Loader splitting A | B images into their left and right halves."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __call__(self, i: int):
+        ab = read_image(self.paths[i], 3)
+        half = ab.shape[1] // 2
+        if half == 0:
+            raise DataError(f"{self.paths[i]}: image too narrow to hold A | B side by side")
+        return ab[:, :half], ab[:, half: 2 * half], str(self.paths[i]), str(self.paths[i])
+
+
+class FilePairs:
+    """Loader of matched (A file, B file) pairs."""
+
+    def __init__(self, pairs: list[tuple[Path, Path]]) -> None:
+        self.pairs = pairs
+
+    def __call__(self, i: int):
+        pa, pb = self.pairs[i]
+        return read_image(pa, 3), read_image(pb, 3), str(pa), str(pb)
+
+
+class BuiltinPairs:
+    """Loader of generated (A, B) pairs."""
+
+    def __init__(self, bs: BuiltinSet) -> None:
+        self.bs = bs
+
+    def __call__(self, i: int):
+        a, b = self.bs.pair(i)
+        return a, b, self.bs.path(i, "A"), self.bs.path(i, "B")
+
+
+class BuiltinImages:
+    """Loader of one side (0 = A, 1 = B) of generated pairs, from layout stream ``stream``."""
+
+    def __init__(self, bs: BuiltinSet, side: int, stream: int = 0) -> None:
+        self.bs, self.side, self.stream = bs, side, stream
+
+    def __call__(self, i: int) -> tuple[np.ndarray, str]:
+        return self.bs.pair(i, self.stream)[self.side], self.bs.path(i, "AB"[self.side])
+
+
+def _count(n: int, cfg: DataConfig) -> int:
+    return min(n, cfg.max_items) if cfg.max_items > 0 else n
+
+
+# --------------------------------------------------------------------------- builders
+@DATASETS.register("aligned")
+def aligned(cfg: DataConfig, train: bool, phase: str) -> Dataset:
+    """``root/<phase>/`` images holding A | B side by side (A = left half)."""
+    if is_builtin(cfg.root):
+        bs = _builtin(cfg, phase)
+        return PairDataset(_count(len(bs), cfg), BuiltinPairs(bs), cfg, train)
+    paths = _limit(image_folder(Path(cfg.root) / phase), cfg)
+    return PairDataset(len(paths), AlignedPairs(paths), cfg, train)
+
+
+def match_pairs(a_paths: list[Path], a_root: Path, b_paths: list[Path], b_root: Path,
+                pair_regex: str = "") -> list[tuple[Path, Path]]:
+    """Match A files to B files by stem (or by the regex's first group of the A stem)."""
+    pattern = re.compile(pair_regex) if pair_regex else None
+    b_by_key: dict[str, Path] = {}
+    for p in b_paths:
+        key = (p.relative_to(b_root).parent / p.stem).as_posix()
+        if key in b_by_key:
+            raise DataError(f"{b_root}: two files share the stem {key!r}: {b_by_key[key].name}, {p.name}")
+        b_by_key[key] = p
+    pairs, missing, used = [], [], set()
+    for p in a_paths:
+        stem = p.stem
+        if pattern is not None:
+            m = pattern.search(stem)
+            stem = (m.group(1) if m.groups() else m.group(0)) if m else None
+        key = (p.relative_to(a_root).parent / stem).as_posix() if stem is not None else None
+        if key in b_by_key:
+            pairs.append((p, b_by_key[key]))
+            used.add(key)
+        else:
+            missing.append(p.stem)
+    if missing:
+        raise DataError(f"{len(missing)} file(s) in {a_root} have no partner in {b_root}: {_some(missing)}")
+    if pattern is None and len(used) < len(b_by_key):
+        extra = [Path(k).name for k in b_by_key if k not in used]
+        raise DataError(f"{len(extra)} file(s) in {b_root} have no partner in {a_root}: {_some(extra)}")
+    return pairs
+
+
+def _some(stems: list[str], k: int = 5) -> str:
+    return ", ".join(stems[:k]) + (f" ... (+{len(stems) - k} more)" if len(stems) > k else "")
+
+
+@DATASETS.register("paired")
+def paired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
+    """``root/<phase>A/`` and ``root/<phase>B/`` with files matched by stem (or ``pair_regex``)."""
+    if is_builtin(cfg.root):
+        return aligned(cfg, train, phase)
+    a_root, b_root = Path(cfg.root) / f"{phase}A", Path(cfg.root) / f"{phase}B"
+    pairs = match_pairs(image_folder(a_root), a_root, image_folder(b_root), b_root, cfg.pair_regex)
+    pairs = _limit(pairs, cfg)
+    return PairDataset(len(pairs), FilePairs(pairs), cfg, train)
+
+
+@DATASETS.register("unpaired")
+def unpaired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
+    """``root/<phase>A/`` and ``root/<phase>B/``, unrelated collections."""
+    if is_builtin(cfg.root):
+        bs = _builtin(cfg, phase)
+        n = _count(len(bs), cfg)
+        return UnpairedDataset(n, BuiltinImages(bs, 0, 0), n, BuiltinImages(bs, 1, 1), cfg, train)
+    a = _limit(image_folder(Path(cfg.root) / f"{phase}A"), cfg)
+    b = _limit(image_folder(Path(cfg.root) / f"{phase}B"), cfg)
+    return UnpairedDataset(len(a), FileImages(a), len(b), FileImages(b), cfg, train)
+
+
+@DATASETS.register("single")
+def single(cfg: DataConfig, train: bool, phase: str) -> Dataset:
+    """Every image under ``root/<phase>/`` if it exists, else under ``root`` (recursive)."""
+    if is_builtin(cfg.root):
+        bs = _builtin(cfg, phase)
+        side = 1 if cfg.direction == "BtoA" else 0
+        n = _count(len(bs), cfg)
+        return SingleDataset(n, BuiltinImages(bs, side), [f"{i:04d}.png" for i in range(n)], cfg, train)
+    folder = Path(cfg.root) / phase if (Path(cfg.root) / phase).is_dir() else Path(cfg.root)
+    paths = _limit(image_folder(folder), cfg)
+    return SingleDataset(len(paths), FileImages(paths), [p.relative_to(folder).as_posix() for p in paths],
+                         cfg, train)

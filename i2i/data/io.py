@@ -1,0 +1,182 @@
+"""Image files <-> arrays <-> tensors.
+
+Arrays are ``uint8`` ``H x W x C`` in RGB order with ``C`` = 1 or 3.  Reading
+(OpenCV based) normalises every input to that form:
+
+* grayscale -> replicated to 3 channels when 3 are asked for, colour -> luma when 1 is;
+* an alpha channel is composited onto a white background (transparent pixels become white);
+* 16-bit images are scaled to 8 bit (``v * 255 / 65535``), float images are taken as [0, 1];
+* the EXIF orientation tag (JPEG, PNG, WebP ...) is applied, so the array looks as a viewer shows it.
+
+Tensors are ``float32`` ``C x H x W`` in [-1, 1].
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..utils import atomic_path
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+def is_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
+    """Image files under ``root`` (by extension, case-insensitive), sorted; hidden files skipped."""
+    root = Path(root)
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(
+        p for p in found
+        if p.is_file() and is_image(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+# --------------------------------------------------------------------------- reading
+def _exif_orientation(exif: bytes) -> int:
+    """Orientation tag (0x0112) of a TIFF-structured EXIF block; 1 if absent or unreadable."""
+    if exif.startswith(b"Exif\x00\x00"):
+        exif = exif[6:]
+    if len(exif) < 8 or exif[:2] not in (b"II", b"MM"):
+        return 1
+    end = "<" if exif[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack_from(end + "I", exif, 4)
+        (count,) = struct.unpack_from(end + "H", exif, ifd)
+        for k in range(count):
+            tag, typ, _n = struct.unpack_from(end + "HHI", exif, ifd + 2 + 12 * k)
+            if tag == 0x0112 and typ == 3:
+                (value,) = struct.unpack_from(end + "H", exif, ifd + 2 + 12 * k + 8)
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        return 1
+    return 1
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn a stored image into its displayed form for EXIF orientation 1..8."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops.get(orientation, ops[1])(arr))
+
+
+def _decode(buf: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Decoded image exactly as stored (alpha and bit depth kept) and its EXIF orientation."""
+    if hasattr(cv2, "imdecodeWithMetadata"):
+        img, types, meta = cv2.imdecodeWithMetadata(buf, cv2.IMREAD_UNCHANGED)
+        orientation = 1
+        for typ, block in zip(np.asarray(types).ravel(), meta):
+            if int(typ) == getattr(cv2, "IMAGE_METADATA_EXIF", -2):
+                orientation = _exif_orientation(np.asarray(block, np.uint8).tobytes())
+        return img, orientation
+    # older OpenCV: it applies the orientation itself, but then drops alpha (not composited)
+    return cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR), 1
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return np.round(img.astype(np.float32) * (255.0 / 65535.0)).astype(np.uint8)
+    if np.issubdtype(img.dtype, np.floating):
+        return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    info = np.iinfo(img.dtype)
+    return np.round((img.astype(np.float64) - info.min) * 255.0 / (info.max - info.min)).astype(np.uint8)
+
+
+def to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
+    """RGB/gray uint8 array -> ``H x W x channels`` (luma for 1, replication for 3)."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] == channels:
+        return arr
+    if channels == 1:
+        return cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)[:, :, None]
+    if channels == 3:
+        return np.repeat(arr, 3, axis=2)
+    raise ValueError(f"channels must be 1 or 3, got {channels}")
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Read an image file as ``uint8`` ``H x W x channels`` RGB; ``DataError`` if unreadable."""
+    path = Path(path)
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    try:
+        img, orientation = _decode(buf) if buf.size else (None, 1)
+    except cv2.error:
+        img = None
+    if img is None or img.size == 0:
+        raise DataError(f"cannot read image {path}: not a valid or supported image file")
+    img = _to_uint8(img)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 4:  # BGRA: composite on white
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        img = np.round(img[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if img.shape[2] == 3:
+        img = img[:, :, ::-1]  # BGR -> RGB
+    elif img.shape[2] == 2:  # gray + alpha
+        alpha = img[:, :, 1:2].astype(np.float32) / 255.0
+        img = np.round(img[:, :, :1] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return to_channels(apply_orientation(img, orientation), channels)
+
+
+# --------------------------------------------------------------------------- writing
+def write_image(path: str | Path, array: np.ndarray) -> None:
+    """Write an RGB (or gray) ``uint8``/``uint16`` array atomically; format from the extension."""
+    path = Path(path)
+    if not is_image(path):
+        raise DataError(f"cannot write image {path}: unknown extension (use one of {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    arr = np.asarray(array)
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"write_image expects uint8 or uint16, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[:, :, ::-1]
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    elif arr.ndim != 2:
+        raise ValueError(f"write_image expects H x W x 1|3, got shape {arr.shape}")
+    ok, encoded = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(arr))
+    if not ok:
+        raise DataError(f"cannot write image {path}: encoding failed")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+
+
+# --------------------------------------------------------------------------- tensors
+def image_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """``uint8`` ``H x W x C`` (or ``H x W``) -> ``float32`` ``C x H x W`` in [-1, 1]."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float()
+    return t / 127.5 - 1.0
+
+
+def tensor_to_image(t: torch.Tensor) -> np.ndarray:
+    """``C x H x W`` tensor in [-1, 1] (values outside are clamped) -> ``uint8`` ``H x W x C``."""
+    t = t.detach()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3:
+        raise ValueError(f"tensor_to_image expects C x H x W, got shape {tuple(t.shape)}")
+    t = ((t.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
+    return t.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
