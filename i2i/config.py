@@ -60,9 +60,14 @@ class PenaltyConfig:
 
 
 @dataclass
+class GanLossConfig:
+    name: str = "vanilla"  #: registered adversarial objective (vanilla, lsgan, hinge, wgangp, ...)
+    params: dict = field(default_factory=dict)  #: its keyword arguments (written flat in YAML)
+
+
+@dataclass
 class LossConfig:
-    gan: str = "vanilla"  #: registered adversarial objective (vanilla, lsgan, hinge, wgan ...)
-    gan_params: dict = field(default_factory=dict)  #: keyword arguments of the objective
+    gan: GanLossConfig = field(default_factory=GanLossConfig)  #: ``gan: hinge`` or ``gan: {name: lsgan, half: false}``
     l1: float = 100.0  #: pix2pix: weight of L1(G(A), B)
     cycle: float = 10.0  #: CycleGAN: weight of both cycle losses (lambda_A = lambda_B)
     identity: float = 0.5  #: CycleGAN: identity loss weight, as a fraction of ``cycle``
@@ -140,9 +145,9 @@ class Config:
 
 
 # open sections: keys that are not fields go into ``params``
-_OPEN = {NetConfig: "params", PenaltyConfig: "params"}
+_OPEN = {NetConfig: "params", PenaltyConfig: "params", GanLossConfig: "params"}
 # shorthand: ``model: cyclegan`` == ``model: {name: cyclegan}``
-_SHORTHAND = {ModelConfig: "name", NetConfig: "name", PenaltyConfig: "type"}
+_SHORTHAND = {ModelConfig: "name", NetConfig: "name", PenaltyConfig: "type", GanLossConfig: "name"}
 
 
 # --------------------------------------------------------------------------- dict <-> dataclass
@@ -296,8 +301,12 @@ def _model_name(tree: dict) -> str:
     return model if isinstance(model, str) else (model or {}).get("name", ModelConfig.name)
 
 
-def build_config(tree: dict) -> Config:
-    """Defaults <- model defaults <- ``tree``; typed and validated."""
+def build_config(tree: dict, check_paths: bool = True) -> Config:
+    """Defaults <- model defaults <- ``tree``; typed and validated.
+
+    ``check_paths=False`` skips the data-folder checks (loading a checkpoint's
+    config on a machine that does not have its training data).
+    """
     from .registry import MODELS
     from . import models as _models  # noqa: F401  (registers the built-in models)
 
@@ -307,7 +316,7 @@ def build_config(tree: dict) -> Config:
     defaults = getattr(MODELS.get(name), "defaults", {})
     resolved = merge(merge(to_dict(Config()), defaults), tree)
     cfg = from_dict(Config, resolved)
-    validate(cfg)
+    validate(cfg, check_paths)
     return cfg
 
 
@@ -354,15 +363,15 @@ def _check_net(path: str, net: NetConfig, registry) -> None:
         _choice(f"{path}.norm", net.params["norm"], ["batch", "instance", "none"])
 
 
-def validate(cfg: Config) -> None:
+def validate(cfg: Config, check_paths: bool = True) -> None:
     """Semantic checks that must fail before any training starts."""
     from .registry import DATASETS, DISCRIMINATORS, GAN_LOSSES, GENERATORS, PENALTIES
     from . import data as _data, losses as _losses, nn as _nn  # noqa: F401  (register builders)
 
     _check_net("nets.generator", cfg.nets.generator, GENERATORS)
     _check_net("nets.discriminator", cfg.nets.discriminator, DISCRIMINATORS)
-    if cfg.losses.gan not in GAN_LOSSES:
-        raise ConfigError(f"losses.gan: {GAN_LOSSES._unknown(cfg.losses.gan)}")
+    if cfg.losses.gan.name not in GAN_LOSSES:
+        raise ConfigError(f"losses.gan.name: {GAN_LOSSES._unknown(cfg.losses.gan.name)}")
     if cfg.losses.penalty.type != "none" and cfg.losses.penalty.type not in PENALTIES:
         raise ConfigError(f"losses.penalty.type: {PENALTIES._unknown(cfg.losses.penalty.type)}")
     for key in ("l1", "cycle", "identity"):
@@ -384,7 +393,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.crop_size: {d.crop_size} is larger than data.load_size {d.load_size}")
     if not d.root:
         raise ConfigError("data.root: not set (a dataset folder, or builtin:NAME)")
-    if not d.root.startswith("builtin:") and not Path(d.root).is_dir():
+    if check_paths and not d.root.startswith("builtin:") and not Path(d.root).is_dir():
         raise ConfigError(f"data.root: folder not found: {d.root}")
 
     t = cfg.train
@@ -407,3 +416,5 @@ def validate(cfg: Config) -> None:
     _positive("eval.every", cfg.eval.every, allow_zero=True)
     if cfg.eval.every and not cfg.eval.root:
         raise ConfigError("eval.root: eval.every is set but no validation folder is given")
+    if check_paths and cfg.eval.every and not cfg.eval.root.startswith("builtin:") and not Path(cfg.eval.root).is_dir():
+        raise ConfigError(f"eval.root: folder not found: {cfg.eval.root}")

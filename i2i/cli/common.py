@@ -1,0 +1,26 @@
+"""Shared command-line behaviour: one-line errors, exit codes, --debug."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from ..errors import I2IError
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Call ``fn(args)``; user errors become one line on stderr and an exit code."""
+    try:
+        return fn(args)
+    except I2IError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

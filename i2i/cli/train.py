@@ -1,0 +1,78 @@
+"""``i2i-train``: train a translator from a YAML config, or resume a run."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import build_config, load_config, merge, parse_overrides, save_config
+from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
+from ..errors import ConfigError
+from .common import add_debug, run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].strip("`: "))
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. train.lr=1e-4")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint (or a .pt file)")
+    add_debug(p)
+    return p
+
+
+def _new_run_dir(out_dir: str, name: str) -> Path:
+    """``out_dir/name``, or ``name-2``, ``name-3``... so that no run is overwritten."""
+    base = Path(out_dir) / (name or "run")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _shared_run_dir(out_dir: str, name: str) -> Path:
+    """Pick the run folder on rank 0 and share it with the other processes."""
+    from ..engine import distributed as dist
+    import torch.distributed as tdist
+
+    info = dist.init_distributed()
+    chosen = [str(_new_run_dir(out_dir, name))] if info.is_main else [""]
+    if info.enabled:
+        tdist.broadcast_object_list(chosen, src=0)
+    path = Path(chosen[0])
+    if info.is_main:
+        path.mkdir(parents=True)
+    return path
+
+
+def train(args: argparse.Namespace) -> int:
+    from ..engine.trainer import Trainer
+
+    state = None
+    if args.resume:
+        ckpt = resolve_checkpoint(args.resume)
+        state = load_checkpoint(ckpt)
+        run_dir = ckpt.parent.parent
+        cfg = build_config(merge(state["config"], parse_overrides(args.set)))
+    elif args.config:
+        cfg = load_config(args.config, args.set)
+        run_dir = _shared_run_dir(cfg.train.out_dir, cfg.train.name)
+    else:
+        raise ConfigError("give --config FILE (or --resume RUN_DIR)")
+    trainer = Trainer(cfg, run_dir, resume=state)
+    if trainer.dist.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        print(f"run folder: {run_dir}", file=sys.stderr)
+    last = trainer.fit()
+    if trainer.dist.is_main and last is not None:
+        print(f"checkpoint: {last}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(train, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

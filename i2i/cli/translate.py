@@ -1,0 +1,99 @@
+"""``i2i-translate``: translate every image of a folder (or one file) with a checkpoint.
+
+Output files mirror the input tree: same relative paths, names and formats.
+Existing outputs are kept unless ``--overwrite``; unreadable inputs are
+skipped, listed at the end, and make the exit code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..errors import DataError, I2IError
+from .common import add_debug, run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i-translate", description="Translate a folder of images with a trained checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint .pt file or run folder (newest checkpoint)")
+    p.add_argument("--input", required=True, help="image file or folder (searched recursively)")
+    p.add_argument("--output", required=True, help="output folder (mirrors the input tree)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--batch-size", type=int, default=1, help="images of equal size translated together")
+    p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_debug(p)
+    return p
+
+
+def _inputs(path: Path) -> list[tuple[Path, Path]]:
+    from ..data.io import IMAGE_EXTENSIONS, list_images
+
+    if path.is_file():
+        if path.suffix.lower().lstrip(".") not in {e.lstrip(".") for e in IMAGE_EXTENSIONS}:
+            raise I2IError(f"--input {path}: not an image file")
+        return [(path, Path(path.name))]
+    if path.is_dir():
+        return [(p, p.relative_to(path)) for p in list_images(path)]
+    raise I2IError(f"--input not found: {path}")
+
+
+def translate_folder(args: argparse.Namespace) -> int:
+    from .. import load_translator
+    from ..data.io import image_to_tensor, read_image, tensor_to_image, write_image
+
+    if args.batch_size < 1:
+        raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
+    jobs = _inputs(Path(args.input))
+    out_root = Path(args.output)
+    todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
+    skipped = len(jobs) - len(todo)
+    translator = load_translator(args.checkpoint, device=args.device)
+    try:
+        translator.model.generator(args.direction)
+    except ValueError as exc:
+        raise I2IError(f"--direction {args.direction}: {exc}") from None
+    c_in = translator.channels(args.direction)[0]
+    failed: list[tuple[Path, str]] = []
+    pending: list[tuple[torch.Tensor, Path]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        out = translator.translate_tensor(torch.stack([t for t, _ in pending]), args.direction)
+        for image, (_, dst) in zip(out, pending):
+            write_image(dst, tensor_to_image(image))
+        pending.clear()
+
+    for src, dst in tqdm(todo, desc="translate", unit="img", dynamic_ncols=True):
+        try:
+            tensor = image_to_tensor(read_image(src, channels=c_in))
+        except DataError as exc:
+            failed.append((src, str(exc)))
+            continue
+        if pending and (tensor.shape != pending[0][0].shape or len(pending) >= args.batch_size):
+            flush()
+        pending.append((tensor, dst))
+    flush()
+
+    done = len(todo) - len(failed)
+    print(f"translated {done} image(s) into {out_root}" + (f", kept {skipped} existing (use --overwrite)" if skipped else ""),
+          file=sys.stderr)
+    if failed:
+        print(f"skipped {len(failed)} unreadable file(s):", file=sys.stderr)
+        for src, why in failed:
+            print(f"  {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(translate_folder, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

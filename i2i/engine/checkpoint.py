@@ -1,0 +1,70 @@
+"""Checkpoint files: atomic writes, safe loads, keep-last-N rotation.
+
+A checkpoint is one ``.pt`` file holding plain tensors and containers only,
+so it loads with ``torch.load(..., weights_only=True)``.  Its keys:
+``format``, ``config`` (the resolved config as a dict), ``step``, ``epoch``,
+``batch_in_epoch``, ``model`` (the translator's state dict, image pools
+included), ``optimizers``, ``schedulers``, ``scaler``, ``loss_state`` and ``rng``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+from ..utils import atomic_path
+
+FORMAT = 1
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint file, or the newest one of a run folder."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or not a checkpoint
+        raise CheckpointError(f"{path}: not a readable i2i checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not an i2i checkpoint (no model/config)")
+    return state
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Step checkpoints of a run folder, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise CheckpointError(f"{path}: no checkpoints/step_*.pt in this run folder")
+        return found[-1]
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int) -> None:
+    for old in list_checkpoints(run_dir)[:-keep_last]:
+        old.unlink(missing_ok=True)

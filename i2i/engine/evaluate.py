@@ -1,0 +1,41 @@
+"""Evaluation during training: translate a validation set, score it, keep the best."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import Config
+from ..data import build_dataset
+from ..metrics import MetricSuite, higher_is_better
+
+
+class Evaluator:
+    """Translates ``eval.root`` (phase ``eval.phase``) A->B and scores it against B."""
+
+    def __init__(self, cfg: Config, device: torch.device) -> None:
+        data_cfg = dataclasses.replace(cfg.data, root=cfg.eval.root, phase=cfg.eval.phase,
+                                       max_items=cfg.eval.max_items, num_workers=0)
+        self.loader = DataLoader(build_dataset(data_cfg, train=False), batch_size=cfg.data.batch_size)
+        self.names = list(cfg.eval.metrics)
+        self.device = device
+
+    @torch.no_grad()
+    def run(self, model) -> dict[str, float]:
+        suite = MetricSuite(self.names, device=self.device)
+        was_training = model.training
+        model.eval()
+        try:
+            for batch in self.loader:
+                pred = model.translate(batch["A"].to(self.device))
+                suite.update(pred.float(), batch["B"].to(self.device))
+        finally:
+            model.train(was_training)
+        return suite.compute()
+
+    @staticmethod
+    def is_better(name: str, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if higher_is_better(name) else value < best

@@ -1,0 +1,50 @@
+"""Run logging: JSONL scalars, TensorBoard scalars and images, PNG sample grids."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import make_grid
+
+from ..data.io import tensor_to_image, write_image
+
+
+class RunLogger:
+    """Writes into a run folder: ``metrics.jsonl``, ``tb/`` and ``samples/``."""
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.sample_dir = self.run_dir / "samples"
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
+        record = {"step": step, **{f"{prefix}/{k}": float(v) for k, v in values.items()}}
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"{prefix}/{key}", float(value), step)
+
+    def samples(self, step: int, rows: list[torch.Tensor], max_rows: int = 4) -> Path:
+        """One grid row per example: its images (A, G(A), B, ...) side by side."""
+        columns = [r[:max_rows].detach().float().cpu() for r in rows]
+        columns = [c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in columns]
+        tiles = torch.stack(columns, 1).flatten(0, 1)  # example-major order
+        grid = make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
+        image = tensor_to_image(grid)
+        path = self.sample_dir / f"step_{step:07d}.png"
+        write_image(path, image)
+        if self.writer is not None:
+            self.writer.add_image("samples", np.ascontiguousarray(image), step, dataformats="HWC")
+        return path
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,229 @@
+"""The one training loop, for every translator.
+
+The model says what an iteration computes (:class:`i2i.models.TranslationModel`);
+the trainer runs it: device and mixed precision, one optimizer and lr schedule
+per phase, D frozen during the G step, gradients cleared with ``set_to_none``,
+distributed gradient averaging, progress bar, logs, samples, evaluation and
+resumable checkpoints.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..config import Config, to_dict
+from ..data import build_dataset
+from ..models import build_model
+from . import distributed as dist
+from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
+from .logger import RunLogger
+from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
+from .sampler import ResumableSampler
+from .schedule import lr_lambda
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _set_requires_grad(params, flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | Path, resume: dict | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.dist = dist.init_distributed()
+        self.device = dist.device_for(self.dist, select_device(cfg.train.device))
+        check_amp(self.device, cfg.train.amp)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed + self.dist.rank)
+
+        self.dataset = build_dataset(cfg.data, train=True)
+        self.sampler = ResumableSampler(len(self.dataset), True, cfg.train.seed, self.dist.rank, self.dist.world_size)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=cfg.data.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=cfg.data.num_workers > 0,
+            worker_init_fn=_seed_worker,
+        )
+        self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
+
+        self.model = build_model(cfg).to(self.device)
+        dist.broadcast_module(self.model)
+        self.groups = self.model.param_groups()
+        t = cfg.train
+        self.optimizers = {
+            phase: torch.optim.Adam(params, lr=(t.lr_d or t.lr) if phase == "D" else t.lr, betas=(t.beta1, t.beta2))
+            for phase, params in self.groups.items()
+        }
+        policy = lr_lambda(t)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, policy) for k, o in self.optimizers.items()}
+        self.scaler = make_scaler(self.device, t.amp)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best: float | None = None
+        if resume is not None:
+            self._load_state(resume)
+        self.logger = RunLogger(self.run_dir, cfg.log.tensorboard) if self.dist.is_main else None
+        self.evaluator = None
+        if cfg.eval.every and self.dist.is_main:
+            from .evaluate import Evaluator
+
+            self.evaluator = Evaluator(cfg, self.device)
+
+    # ------------------------------------------------------------------ one iteration
+    def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        model, amp = self.model, self.cfg.train.amp
+        model.train()
+        batch = _to_device(batch, self.device)
+        g_due = self.step % self.cfg.train.n_critic == 0
+        with torch.set_grad_enabled(g_due), autocast(self.device, amp):
+            out = model.generate(batch)
+        logs: dict[str, torch.Tensor] = {}
+        for phase in model.phases:
+            if phase == "G" and not g_due:
+                continue
+            frozen = self.groups.get(model.frozen_during.get(phase, ""), [])
+            _set_requires_grad(frozen, False)
+            with autocast(self.device, amp):
+                loss, phase_logs = model.loss(phase, batch, out)
+            opt = self.optimizers[phase]
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            dist.average_gradients(self.groups[phase])
+            self.scaler.step(opt)
+            model.after_step(phase)
+            _set_requires_grad(frozen, True)
+            logs.update(phase_logs)
+        self.scaler.update()
+        return logs, out
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def total_steps(self) -> int:
+        t = self.cfg.train
+        by_epochs = (t.epochs + t.epochs_decay) * self.steps_per_epoch
+        return min(by_epochs, t.max_steps) if t.max_steps and by_epochs else (t.max_steps or by_epochs)
+
+    def fit(self) -> Path | None:
+        """Train until the last epoch or ``max_steps``; return the last checkpoint."""
+        cfg, total = self.cfg, self.total_steps
+        bar = tqdm(total=total, initial=self.step, desc=cfg.train.name or "train", unit="it",
+                   disable=not (cfg.log.progress and self.dist.is_main), dynamic_ncols=True)
+        sums: dict[str, float] = {}
+        count, tic, last = 0, time.perf_counter(), None
+        try:
+            while self.step < total:
+                self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
+                for batch in self.loader:
+                    logs, out = self.train_step(batch)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    epoch_done = self.batch_in_epoch >= self.steps_per_epoch
+                    if epoch_done:
+                        self._end_epoch()
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                    count += 1
+                    bar.update(1)
+                    finished = self.step >= total
+                    if self.step % cfg.log.every == 0 or finished:
+                        means = {k: v / count for k, v in sums.items()}
+                        means.update(self.model.loss_logs())
+                        means["lr"] = self.optimizers["G"].param_groups[0]["lr"]
+                        means["sec_per_it"] = (time.perf_counter() - tic) / count
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in list(means.items())[:6]})
+                        if self.logger:
+                            self.logger.scalars(self.step, means)
+                        sums, count, tic = {}, 0, time.perf_counter()
+                    if self.logger and (self.step % cfg.log.sample_every == 0 or finished):
+                        self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
+                    if self.evaluator and (self.step % cfg.eval.every == 0 or finished):
+                        self.evaluate()
+                    if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
+                        last = self.save() or last
+                    if finished or epoch_done:
+                        break
+        finally:
+            bar.close()
+            if self.logger:
+                self.logger.close()
+            dist.barrier()
+        return last
+
+    def _end_epoch(self) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        for sched in self.schedulers.values():
+            sched.step()
+
+    def evaluate(self) -> dict[str, float]:
+        scores = self.evaluator.run(self.model)
+        self.logger.scalars(self.step, scores, prefix="eval")
+        key = self.cfg.eval.best
+        if key and key in scores:
+            better = self.evaluator.is_better(key, scores[key], self.best)
+            if better:
+                self.best = scores[key]
+                save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "best.pt")
+        return scores
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        return {
+            "config": to_dict(self.cfg),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best": self.best,
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict(),
+            "loss_state": self.model.loss_state(),
+            "rng": rng_state(),
+        }
+
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        path = save_checkpoint(self.state_dict(), checkpoint_dir(self.run_dir) / f"step_{self.step:07d}.pt")
+        prune_checkpoints(self.run_dir, self.cfg.train.keep_last)
+        return path
+
+    def _load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.scaler.load_state_dict(state["scaler"])
+        self.model.load_loss_state(state.get("loss_state", {}))
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.best = state.get("best")
+        if self.dist.rank == 0:
+            set_rng_state(state["rng"])
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Distinct, reproducible numpy/python RNG streams per DataLoader worker."""
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)

@@ -1,0 +1,79 @@
+"""Inference: a trained generator as a callable on images of any size."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import Config, build_config
+from .engine.checkpoint import load_checkpoint
+from .engine.runtime import select_device
+from .models import build_model
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad H and W (bottom/right) up to a multiple; reflect where possible, else replicate."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+class Translator:
+    """Maps an image to its translation with one of a checkpoint's generators.
+
+    Accepts a numpy uint8 array (H x W or H x W x C), a PIL image, or a float
+    tensor in [-1, 1] (C x H x W or B x C x H x W) and returns the same kind.
+    Inputs of any size are padded to the generator's size multiple and the
+    output is cropped back.
+    """
+
+    def __init__(self, model, cfg: Config, device: torch.device) -> None:
+        self.model, self.cfg, self.device = model.eval(), cfg, device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> "Translator":
+        device = select_device(str(device) if device else "auto")
+        state = load_checkpoint(path)
+        cfg = build_config(state["config"], check_paths=False)
+        model = build_model(cfg)
+        model.load_state_dict(state["model"])
+        return cls(model.to(device), cfg, device)
+
+    def channels(self, direction: str = "AtoB") -> tuple[int, int]:
+        c_a, c_b = self.cfg.data.in_channels, self.cfg.data.out_channels
+        return (c_a, c_b) if direction == "AtoB" else (c_b, c_a)
+
+    @torch.no_grad()
+    def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """B x C x H x W in [-1, 1] -> B x C' x H x W in [-1, 1]."""
+        gen = self.model.generator(direction)
+        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), getattr(gen, "size_multiple", 1))
+        return gen(x)[..., :h, :w].clamp(-1, 1)
+
+    def __call__(self, image, direction: str = "AtoB"):
+        from .data.io import image_to_tensor, tensor_to_image
+
+        if torch.is_tensor(image):
+            batched = image.dim() == 4
+            out = self.translate_tensor(image if batched else image.unsqueeze(0), direction)
+            return out if batched else out[0]
+        is_pil = type(image).__module__.startswith("PIL")
+        array = np.asarray(image)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        c_in = self.channels(direction)[0]
+        if array.shape[2] == 4:
+            array = array[:, :, :3]
+        if array.shape[2] != c_in:
+            array = array.mean(2, keepdims=True).astype(np.uint8) if c_in == 1 else np.repeat(array, 3, 2)
+        out = tensor_to_image(self.translate_tensor(image_to_tensor(array)[None], direction)[0])
+        if is_pil:
+            from PIL import Image
+
+            return Image.fromarray(out[:, :, 0] if out.shape[2] == 1 else out)
+        return out
