@@ -1,0 +1,10 @@
+"""Networks: normalization, initialization, generators, discriminators and their builders.
+
+Importing this package registers the built-in generators and discriminators.
+"""
+from . import blocks, build, discriminators, generators, init, norms  # noqa: F401  (registration)
+from .build import build_discriminator, build_generator
+from .init import apply_spectral_norm, init_weights
+from .norms import norm_layer
+
+__all__ = ["build_generator", "build_discriminator", "init_weights", "norm_layer", "apply_spectral_norm"]

@@ -1,0 +1,29 @@
+"""Normalization layers selected by name: ``batch``, ``instance`` or ``none``."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from torch import nn
+
+_FACTORIES: dict[str, Callable[[int], nn.Module]] = {
+    # affine scale/shift and running statistics for evaluation
+    "batch": functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
+    # per-image statistics only, no learned parameters (Ulyanov et al. 2016)
+    "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
+    "none": lambda channels: nn.Identity(),
+}
+
+
+def norm_layer(name: str) -> Callable[[int], nn.Module]:
+    """Factory ``channels -> module`` for the normalization called ``name``."""
+    try:
+        return _FACTORIES[name]
+    except KeyError:
+        raise ValueError(f"unknown norm {name!r}; expected one of {', '.join(_FACTORIES)}") from None
+
+
+def conv_bias(name: str) -> bool:
+    """Whether a conv followed by norm ``name`` carries a bias (batch norm has its own shift)."""
+    norm_layer(name)  # validates the name
+    return name != "batch"
