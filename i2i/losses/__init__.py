@@ -1,0 +1,56 @@
+"""Adversarial objectives and discriminator regularizers, selected by name.
+
+``losses.gan: NAME`` (with ``gan_params``) picks an objective from the
+``GAN_LOSSES`` registry, ``losses.penalty: {type: NAME, weight: W}`` a penalty
+from ``PENALTIES``::
+
+    gan = build_gan_loss("hinge")
+    loss_d = gan.d_loss(D(real), D(fake.detach())) + pen(D, real, fake.detach())
+    loss_g = gan.g_loss(D(fake), D(real) if gan.needs_real_for_g else None)
+    gan.after_d_step(D)  # after the D optimizer step (WGAN weight clipping)
+
+Importing this package also registers the ``autoencoder`` discriminator used
+by the energy-based objectives.
+"""
+from __future__ import annotations
+
+from ..errors import ConfigError
+from ..nn import autoencoder as _autoencoder  # noqa: F401  (registers 'autoencoder')
+from ..registry import GAN_LOSSES, PENALTIES, Registry
+from . import adversarial, consistency, energy, fgan, penalties, reconstruction, relativistic  # noqa: F401
+from .base import GANLoss
+from .penalties import Penalty
+
+
+def _build(registry: Registry, name: str, what: str, **params):
+    if name not in registry:
+        raise ConfigError(f"{what}: {registry._unknown(name)}")
+    accepted = registry.parameters(name)
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        for key in params:
+            if key not in accepted:
+                raise ConfigError(f"{what}: {registry.kind} {name!r} has no parameter {key!r} "
+                                  f"(accepted: {', '.join(accepted) or 'none'})")
+    try:
+        return registry.build(name, **params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: {registry.kind} {name!r}: {exc}") from None
+
+
+def build_gan_loss(name: str, **params) -> GANLoss:
+    """The adversarial objective registered as ``name``, built with ``params``."""
+    return _build(GAN_LOSSES, name, "losses.gan", **params)
+
+
+def build_penalty(type: str, weight: float, **params) -> Penalty | None:
+    """The penalty registered as ``type`` (already weighted); ``None`` for ``'none'``."""
+    if type == "none":
+        return None
+    return _build(PENALTIES, type, "losses.penalty", weight=weight, **params)
+
+
+def gan_loss_names() -> list[str]:
+    return GAN_LOSSES.names()
+
+
+__all__ = ["GANLoss", "Penalty", "build_gan_loss", "build_penalty", "gan_loss_names"]
