@@ -1,0 +1,233 @@
+"""Download the public pix2pix and CycleGAN datasets.
+
+Archives come from ``{base}/pix2pix/datasets/NAME.tar.gz`` and
+``{base}/cyclegan/datasets/NAME.zip`` with ``base`` = ``http://efrosgans.eecs.berkeley.edu``
+(override with ``base_url`` / ``--base-url`` or the ``I2I_DATASETS_URL`` environment variable).
+
+``facades`` and ``maps`` exist in both collections: the bare name picks the paired
+pix2pix version (folder ``NAME``), ``cyclegan/NAME`` the unpaired one (folder
+``NAME_cyclegan``); ``pix2pix/NAME`` is accepted too.  Cityscapes cannot be
+redistributed and is refused with a pointer to its website.
+
+A download goes to ``ROOT/.NAME.*.part``, is checked (length announced by the server,
+archive checksums, member paths, expected folders), extracted into a hidden
+temporary folder under ``ROOT`` and renamed into place; an existing dataset
+folder is replaced only with ``force``.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from ..errors import DataError
+from .io import list_images
+
+DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu"
+BASE_URL_ENV = "I2I_DATASETS_URL"
+PIX2PIX = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
+CYCLEGAN = ("apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
+            "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower", "ae_photos")
+NOT_DOWNLOADABLE = {
+    "cityscapes": "Cityscapes may not be redistributed (license): register at https://www.cityscapes-dataset.com, "
+                  "download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip and build the A|B images yourself",
+}
+CHUNK = 1 << 20
+
+
+class DownloadError(DataError):
+    """Network failure, truncated or unsafe archive, unexpected layout."""
+
+    exit_code = 1
+
+
+class UnknownDatasetError(DataError):
+    """A name that is not a downloadable dataset."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str  #: archive name on the server
+    source: str  #: pix2pix or cyclegan
+    folder: str  #: folder created under the download root
+
+    @property
+    def archive(self) -> str:
+        return self.name + (".tar.gz" if self.source == "pix2pix" else ".zip")
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Sub-folders that must hold images (ae_photos is a loose set of test photos)."""
+        if self.source == "pix2pix":
+            return ("train",)
+        return () if self.name == "ae_photos" else ("trainA", "trainB", "testA", "testB")
+
+    @property
+    def kind(self) -> str:
+        return {"pix2pix": "aligned", "cyclegan": "unpaired"}[self.source] if self.required else "single"
+
+    def url(self, base_url: str) -> str:
+        return f"{base_url.rstrip('/')}/{self.source}/datasets/{self.archive}"
+
+
+def known_names() -> list[str]:
+    """Every accepted name: bare names and ``source/name`` forms of shared ones."""
+    shared = set(PIX2PIX) & set(CYCLEGAN)
+    names = set(PIX2PIX) | set(CYCLEGAN) | {f"{s}/{n}" for n in shared for s in ("pix2pix", "cyclegan")}
+    return sorted(n for n in names if n.split("/")[-1] not in NOT_DOWNLOADABLE)
+
+
+def resolve(name: str) -> DatasetSpec:
+    """The dataset behind ``name`` (``NAME``, ``pix2pix/NAME`` or ``cyclegan/NAME``)."""
+    source, _, bare = name.rpartition("/")
+    if bare in NOT_DOWNLOADABLE and source in ("", "pix2pix", "cyclegan"):
+        raise UnknownDatasetError(f"{name}: cannot be downloaded; {NOT_DOWNLOADABLE[bare]}")
+    if name not in known_names():
+        close = difflib.get_close_matches(name, known_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownDatasetError(f"unknown dataset {name!r}{hint}; known: {', '.join(known_names())}")
+    if not source:
+        source = "pix2pix" if bare in PIX2PIX else "cyclegan"
+    shared = bare in PIX2PIX and bare in CYCLEGAN
+    return DatasetSpec(bare, source, f"{bare}_cyclegan" if shared and source == "cyclegan" else bare)
+
+
+# --------------------------------------------------------------------------- fetching
+def fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60.0, desc: str = "") -> int:
+    """Stream ``url`` into ``dest`` with a progress bar; return the byte count."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
+            total = resp.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            done = 0
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc or None,
+                      disable=not progress, leave=True) as bar:
+                while chunk := resp.read(CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(f"download failed: {url}: {reason}") from None
+    if total is not None and done != total:
+        raise DownloadError(f"download truncated: {url}: got {done} of {total} bytes")
+    return done
+
+
+# --------------------------------------------------------------------------- archives
+def _unsafe(member: str) -> bool:
+    parts = PurePosixPath(member.replace("\\", "/")).parts
+    return member.startswith(("/", "\\")) or (len(member) > 1 and member[1] == ":") or ".." in parts
+
+
+def safe_extract(archive: Path, dest: Path, label: str) -> None:
+    """Check integrity and member paths of a .tar.gz/.zip, then extract into ``dest``."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                bad = next((n for n in zf.namelist() if _unsafe(n)), None)
+                if bad is None and zf.testzip() is not None:
+                    raise DownloadError(f"corrupt archive from {label}: checksum mismatch")
+                if bad is not None:
+                    raise DownloadError(f"unsafe archive from {label}: member {bad!r} escapes the target folder")
+                zf.extractall(dest)
+            return
+        with tarfile.open(archive, "r:*") as tf:
+            members = tf.getmembers()  # reads the whole stream: gzip checksum verified
+            for m in members:
+                if _unsafe(m.name) or not (m.isfile() or m.isdir()):
+                    raise DownloadError(f"unsafe archive from {label}: member {m.name!r} "
+                                        f"{'is a link or device' if not _unsafe(m.name) else 'escapes the target folder'}")
+            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tf.extractall(dest, members=members, **extra)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise DownloadError(f"corrupt archive from {label}: {exc}") from None
+
+
+def _dataset_dir(extracted: Path) -> Path:
+    """The folder inside an extracted archive that holds the dataset (its single top folder)."""
+    entries = [p for p in extracted.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
+
+
+def check_layout(folder: Path, spec: DatasetSpec, label: str) -> None:
+    missing = [d for d in spec.required if not (folder / d).is_dir() or not list_images(folder / d)]
+    if missing or not list_images(folder):
+        found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise DownloadError(f"unexpected layout in {label}: missing {', '.join(m + '/' for m in missing) or 'images'}"
+                            f" (found: {found})")
+
+
+# --------------------------------------------------------------------------- main entry
+def download(name: str, root: str | Path = "datasets", force: bool = False, base_url: str | None = None,
+             progress: bool = True) -> Path:
+    """Download and install dataset ``name`` as ``root/<folder>``; return that folder."""
+    spec = resolve(name)
+    root = Path(root)
+    target = root / spec.folder
+    if target.exists() and not force:
+        raise DownloadError(f"{target} already exists; use --force to replace it")
+    url = spec.url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+    root.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(prefix=f".{spec.folder}.", suffix=".part", dir=root)
+    os.close(fd)
+    work = Path(tempfile.mkdtemp(prefix=f".{spec.folder}.", suffix=".extract", dir=root))
+    try:
+        fetch(url, Path(part), progress=progress, desc=spec.archive)
+        safe_extract(Path(part), work, url)
+        found = _dataset_dir(work)
+        check_layout(found, spec, url)
+        if target.exists():
+            old = work.with_suffix(".old")
+            os.replace(target, old)
+            os.replace(found, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(found, target)
+    finally:
+        Path(part).unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``download_dataset.py NAME [--root DIR] [--force] [--base-url URL]``; returns the exit code."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        description="Download a public pix2pix/CycleGAN dataset.",
+        epilog=f"names: {', '.join(known_names())}; cityscapes must be obtained from its website",
+    )
+    parser.add_argument("name", help="dataset name; cyclegan/facades and cyclegan/maps pick the unpaired versions")
+    parser.add_argument("--root", default="datasets", help="parent folder of the datasets (default: datasets)")
+    parser.add_argument("--force", action="store_true", help="replace an existing dataset folder")
+    parser.add_argument("--base-url", default=None, help=f"server to download from (default: ${BASE_URL_ENV} "
+                                                         f"or {DEFAULT_BASE_URL})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        target = download(args.name, args.root, force=args.force, base_url=args.base_url,
+                          progress=not args.no_progress)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was installed", file=sys.stderr)
+        return 130
+    spec = resolve(args.name)
+    print(f"{args.name}: installed in {target} (use data.kind: {spec.kind}, data.root: {target})")
+    return 0
