@@ -10,12 +10,13 @@ dimensions (and over scales for a multi-scale D): the same reduction the
 losses use, and the plain output when D returns one logit per sample.  The
 gradient norm is per sample over all input dimensions (C*H*W).
 
-* ``gp`` (Gulrajani et al. 2017): E (||grad D(x_hat)|| - target)^2,
-  x_hat = e x + (1 - e) x_fake, e ~ U[0, 1] per sample; target 1.
-* ``lp`` (Petzka et al. 2018): E max(0, ||grad D(x_hat)|| - target)^2.
+* ``gp`` (Gulrajani et al. 2017): E (||grad D(x_hat)|| / target - 1)^2,
+  x_hat = e x + (1 - e) x_fake, e ~ U[0, 1] per sample; target 1 (other
+  targets as in TensorFlow-GAN's option).
+* ``lp`` (Petzka et al. 2018): E max(0, ||grad D(x_hat)|| / target - 1)^2.
 * ``dragan`` (Kodali et al. 2017), reference-code recipe: x_p = x + c std(x) U[0,1]
   (std over the whole real batch, c = 0.5), x_hat = x + a (x_p - x) with
-  a ~ U[0,1] per sample, E (||grad D(x_hat)|| - k)^2 with k = 1.
+  a ~ U[0,1] per sample, E (||grad D(x_hat)|| / k - 1)^2 with k = 1.
 * ``r1`` / ``r2`` (Mescheder et al. 2018): (gamma/2) E ||grad D(x)||^2 on the real
   / fake inputs, where gamma is the weight.  ``half=False`` drops the 1/2 (the
   form of the paper's code, where the weight is gamma/2).
@@ -46,9 +47,10 @@ def run_fp32(D: nn.Module, x: torch.Tensor) -> Logits:
 
 def input_gradients(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Per-sample flattened gradient (B, C*H*W) of D's critic value at ``x``, graph kept."""
-    x = x.detach().float().requires_grad_(True)
-    value = critic_value(run_fp32(D, x))
-    (grad,) = torch.autograd.grad(value.sum(), x, create_graph=True)
+    with torch.enable_grad():
+        x = x.detach().float().requires_grad_(True)
+        value = critic_value(run_fp32(D, x))
+        (grad,) = torch.autograd.grad(value.sum(), x, create_graph=True)
     return grad.flatten(1)
 
 
@@ -93,7 +95,7 @@ class GradientPenalty(Penalty):
 
     def value(self, D, real_input, fake_input, real_logits, fake_logits):
         g = input_gradients(D, self.points(real_input, fake_input))
-        gap = torch.sqrt(g.pow(2).sum(1) + self.eps) - self.target
+        gap = torch.sqrt(g.pow(2).sum(1) + self.eps) / self.target - 1.0
         if self.one_sided:
             gap = gap.clamp(min=0)
         return gap.pow(2).mean()
