@@ -313,7 +313,7 @@ def build_config(tree: dict, check_paths: bool = True) -> Config:
     name = _model_name(tree)
     if name not in MODELS:
         raise ConfigError(f"model.name: {MODELS._unknown(name)}")
-    defaults = getattr(MODELS.get(name), "defaults", {})
+    defaults = merge(getattr(MODELS.get(name), "defaults", {}), {"model": {"name": name}})
     resolved = merge(merge(to_dict(Config()), defaults), tree)
     cfg = from_dict(Config, resolved)
     validate(cfg, check_paths)

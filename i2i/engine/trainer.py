@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, to_dict
-from ..data import build_dataset
+from ..data import build_dataset, seed_worker
 from ..models import build_model
 from . import distributed as dist
 from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
@@ -50,14 +50,18 @@ class Trainer:
 
         self.dataset = build_dataset(cfg.data, train=True)
         self.sampler = ResumableSampler(len(self.dataset), True, cfg.train.seed, self.dist.rank, self.dist.world_size)
+        # the loader's own generator: drawing worker seeds must not consume the global
+        # RNG, whose state is checkpointed (a resumed run then repeats the same draws)
+        self.loader_rng = torch.Generator()
         self.loader = DataLoader(
             self.dataset,
+            generator=self.loader_rng,
             batch_size=cfg.data.batch_size,
             sampler=self.sampler,
             num_workers=cfg.data.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=cfg.data.num_workers > 0,
-            worker_init_fn=_seed_worker,
+            worker_init_fn=seed_worker,
         )
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
 
@@ -127,13 +131,12 @@ class Trainer:
         try:
             while self.step < total:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
+                self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
                 for batch in self.loader:
                     logs, out = self.train_step(batch)
                     self.step += 1
                     self.batch_in_epoch += 1
                     epoch_done = self.batch_in_epoch >= self.steps_per_epoch
-                    if epoch_done:
-                        self._end_epoch()
                     for k, v in logs.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
                     count += 1
@@ -152,6 +155,8 @@ class Trainer:
                         self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
                     if self.evaluator and (self.step % cfg.eval.every == 0 or finished):
                         self.evaluate()
+                    if epoch_done:
+                        self._end_epoch()
                     if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
                         last = self.save() or last
                     if finished or epoch_done:
@@ -216,14 +221,3 @@ class Trainer:
         self.best = state.get("best")
         if self.dist.rank == 0:
             set_rng_state(state["rng"])
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Distinct, reproducible numpy/python RNG streams per DataLoader worker."""
-    import random
-
-    import numpy as np
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)

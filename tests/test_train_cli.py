@@ -1,0 +1,139 @@
+"""End to end through the command line: train, resume, translate."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from i2i import load_translator
+from i2i.cli.train import main as train_main
+from i2i.cli.translate import main as translate_main
+from i2i.data.io import read_image, write_image
+from i2i.engine.checkpoint import list_checkpoints, load_checkpoint
+
+TINY = {
+    "pix2pix": {
+        "model": "pix2pix",
+        "nets": {"generator": {"name": "unet", "num_downs": 5, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+    },
+    "cyclegan": {
+        "model": "cyclegan",
+        "nets": {"generator": {"name": "resnet", "n_blocks": 2, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+    },
+}
+
+
+def tiny_config(tmp_path, model="pix2pix", **train):
+    cfg = dict(TINY[model])
+    cfg["data"] = {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2,
+                   "num_workers": 0, "max_items": 8}
+    cfg["train"] = {"out_dir": str(tmp_path / "runs"), "epochs": 1, "epochs_decay": 1,
+                    "checkpoint_every": 3, "keep_last": 10, **train}
+    cfg["log"] = {"every": 1, "sample_every": 2, "progress": False}
+    path = tmp_path / f"{model}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
+def test_train_writes_run_folder(tmp_path, model, capsys):
+    cfg = tiny_config(tmp_path, model)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=4"]) == 0
+    run = tmp_path / "runs" / model
+    assert (run / "config.yaml").is_file()
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["name"] == model
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
+    assert any((run / "tb").iterdir())
+    assert [p.name for p in list_checkpoints(run)] == ["step_0000003.pt", "step_0000004.pt"]
+    # a second run with the same name does not overwrite the first
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    assert (tmp_path / "runs" / f"{model}-2" / "checkpoints" / "step_0000001.pt").is_file()
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    # 8 items / batch 2 = 4 steps per epoch; 1 epoch + 1 decay epoch = 8 steps
+    cfg = tiny_config(tmp_path, "cyclegan")
+    assert train_main(["--config", str(cfg), "--set", "train.name=full"]) == 0
+    assert train_main(["--config", str(cfg), "--set", "train.name=cut", "train.max_steps=5"]) == 0
+    cut = tmp_path / "runs" / "cut"
+    assert load_checkpoint(cut)["step"] == 5
+    assert train_main(["--resume", str(cut), "--set", "train.max_steps=0"]) == 0
+    full = load_checkpoint(tmp_path / "runs" / "full")
+    resumed = load_checkpoint(cut)
+    assert resumed["step"] == full["step"] == 8 and resumed["epoch"] == full["epoch"] == 2
+    # linear decay over 1 + 1 epochs: 2e-4 in epoch 0, 2e-4 * (1 - 1/2) in epoch 1, then 0
+    lrs = {r["step"]: r["train/lr"] for r in map(json.loads, (cut / "metrics.jsonl").read_text().splitlines())}
+    assert [lrs[s] for s in range(1, 9)] == pytest.approx([2e-4] * 4 + [1e-4] * 4)
+    assert resumed["optimizers"]["G"]["param_groups"][0]["lr"] == 0.0
+    assert len(resumed["model"]["pool_A._extra_state"]["images"]) > 0
+    for key, value in full["model"].items():
+        if torch.is_tensor(value):
+            torch.testing.assert_close(resumed["model"][key], value, msg=key)
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    path = tmp_path / "runs" / "pix2pix" / "checkpoints" / "step_0000001.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert {"model", "optimizers", "schedulers", "scaler", "rng", "config", "step"} <= set(state)
+    translator = load_translator(path)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(translator(x), translator.model.G.eval()(x))
+
+
+@pytest.mark.parametrize("model, direction", [("pix2pix", "AtoB"), ("cyclegan", "BtoA")])
+def test_translate_folder_of_odd_sized_images(tmp_path, model, direction, capsys):
+    cfg = tiny_config(tmp_path, model)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    src, dst = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(0)
+    sizes = {"a.png": (37, 53), "sub/b.jpg": (100, 70), "sub/deeper/c.webp": (16, 16), "d.png": (37, 53)}
+    for name, (h, w) in sizes.items():
+        write_image(src / name, rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    (src / "broken.png").write_bytes(b"not an image")
+    (src / "notes.txt").write_text("ignored")
+    args = ["--checkpoint", str(tmp_path / "runs" / model), "--input", str(src), "--output", str(dst),
+            "--direction", direction, "--batch-size", "2"]
+    assert translate_main(args) == 1  # the unreadable file is reported
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "skipped 1 unreadable" in err
+    for name, (h, w) in sizes.items():
+        assert read_image(dst / name).shape == (h, w, 3)
+    assert not (dst / "broken.png").exists() and not (dst / "notes.txt").exists()
+    # existing outputs are kept unless --overwrite
+    marker = np.zeros((37, 53, 3), np.uint8)
+    write_image(dst / "a.png", marker)
+    translate_main(args)
+    assert (read_image(dst / "a.png") == 0).all()
+    translate_main(args + ["--overwrite"])
+    assert not (read_image(dst / "a.png") == 0).all()
+
+
+def test_translate_errors_are_one_line(tmp_path, capsys):
+    assert translate_main(["--checkpoint", str(tmp_path / "nope.pt"), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: checkpoint not found: {tmp_path / 'nope.pt'}"
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    code = translate_main(["--checkpoint", str(tmp_path / "runs" / "pix2pix"), "--input", str(tmp_path / "missing"),
+                           "--output", str(tmp_path / "o")])
+    assert code == 1 and "--input not found" in capsys.readouterr().err
+    code = translate_main(["--checkpoint", str(tmp_path / "runs" / "pix2pix"), "--input", str(tmp_path),
+                           "--output", str(tmp_path / "o"), "--direction", "BtoA"])
+    assert code == 1 and "pix2pix translates in its trained direction only" in capsys.readouterr().err
+
+
+def test_translator_accepts_numpy_pil_and_tensors(tmp_path):
+    from PIL import Image
+
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    tr = load_translator(tmp_path / "runs" / "pix2pix")
+    arr = np.random.default_rng(1).integers(0, 255, (21, 35, 3), dtype=np.uint8)
+    out = tr(arr)
+    assert out.shape == (21, 35, 3) and out.dtype == np.uint8
+    assert np.array_equal(np.asarray(tr(Image.fromarray(arr))), out)
+    assert tr(torch.zeros(3, 40, 40)).shape == (3, 40, 40)
