@@ -17,6 +17,7 @@ folder is replaced only with ``force``.
 from __future__ import annotations
 
 import difflib
+import http.client
 import os
 import shutil
 import tarfile
@@ -119,7 +120,9 @@ def fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60.0, de
                     bar.update(len(chunk))
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except http.client.IncompleteRead:
+        raise DownloadError(f"download truncated: {url}: the connection closed before the announced length") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(f"download failed: {url}: {reason}") from None
     if total is not None and done != total:
