@@ -1,5 +1,4 @@
 """Image reading/writing conversions and tensor round trips (pillow is used to write EXIF test files)."""
-import io
 
 import cv2
 import numpy as np
