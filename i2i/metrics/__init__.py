@@ -9,7 +9,8 @@ from .image import psnr, psnr_per_image, quantize, rgb_to_y, ssim, ssim_per_imag
 from .inception import InceptionFeatures, find_inception_weights, load_inception
 from .segmentation import (colors_to_labels, confusion_matrix, read_palette, scores_from_confusion,
                            segmentation_scores)
-from .suite import Batch, MetricSuite, higher_is_better
+from .accumulators import Batch
+from .suite import MetricSuite, higher_is_better
 
 __all__ = [
     "MetricSuite", "Batch", "higher_is_better",

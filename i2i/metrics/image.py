@@ -89,7 +89,7 @@ def ssim_per_image(a, b, data_range: float = 255.0, y_channel: bool = False, win
                    sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Mean SSIM of each image pair over the valid region, averaged over channels."""
     x, y = _prepare(a, b, data_range, y_channel)
-    n, c, h, w = x.shape
+    c, h, w = x.shape[1:]
     if h < win_size or w < win_size:
         raise ValueError(f"SSIM needs images of at least {win_size} x {win_size} pixels, got {h} x {w}")
     g = gaussian_window(win_size, sigma).to(x.device)

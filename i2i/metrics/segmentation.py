@@ -19,7 +19,7 @@ Palette files hold lines ``index R G B``; ``#`` starts a comment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch

@@ -1,0 +1,207 @@
+"""``i2i-eval``: score a folder of generated images against a folder of targets.
+
+Files are found recursively and keyed by their path relative to the folder without
+extension (the stem, for flat folders).  Paired metrics (psnr, ssim, psnr_y, ssim_y,
+seg) need every pred to have a target of the same key and size and vice versa;
+otherwise the run stops with one line listing the unmatched keys (exit 2).  Set
+metrics (fid, kid) compare the whole pred set with the whole target set, which may
+then differ in number; ``is`` needs no target.
+
+``seg`` maps pred colours to the nearest ``--palette`` colour; the ground truth is the
+class-index PNGs of ``--labels`` if given, else the target colour images mapped the
+same way.  Results go to stdout as a table and, with ``--json``, to a file written
+atomically (non-finite values as the strings "inf", "-inf", "nan").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import metrics as _metrics  # noqa: F401 - registers the metrics
+from ..errors import ConfigError, DataError
+from ..registry import METRICS, RegistryError
+from .common import add_debug, run
+
+
+class PairingError(DataError):
+    exit_code = 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i-eval", description="Score generated images against targets.")
+    p.add_argument("--pred", required=True, help="folder of generated images")
+    p.add_argument("--target", help="folder of target / reference images")
+    p.add_argument("--metrics", default="fid,kid,psnr,ssim",
+                   help=f"comma-separated, from: {', '.join(METRICS.names())} (default: %(default)s)")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: %(default)s)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--palette", help="palette file (lines 'index R G B') for seg")
+    p.add_argument("--labels", help="folder of ground-truth class-index PNGs for seg")
+    p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS or the torch hub cache)")
+    add_debug(p)
+    return p
+
+
+def keyed_images(root: str | Path | None, flag: str) -> dict[str, Path]:
+    """``{relative path without extension: file}`` of the images under ``root``."""
+    from ..data.io import list_images
+
+    if root is None:
+        raise ConfigError(f"{flag} is required for the selected metrics")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{flag} folder not found: {root}")
+    files: dict[str, Path] = {}
+    for path in list_images(root):
+        key = path.relative_to(root).with_suffix("").as_posix()
+        if key in files:
+            raise DataError(f"{flag}: two images share the name {key!r}: {files[key].name}, {path.name}")
+        files[key] = path
+    if not files:
+        raise DataError(f"{flag} folder {root} holds no images")
+    return files
+
+
+def pair(pred: dict[str, Path], target: dict[str, Path], flag: str) -> list[tuple[Path, Path]]:
+    only_pred, only_target = sorted(set(pred) - set(target)), sorted(set(target) - set(pred))
+    if only_pred or only_target:
+        def show(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
+        parts = [f"{len(only_pred)} without partner in {flag}: {show(only_pred)}" if only_pred else "",
+                 f"{len(only_target)} in {flag} without pred: {show(only_target)}" if only_target else ""]
+        raise PairingError("unpaired files: " + "; ".join(p for p in parts if p))
+    return [(pred[k], target[k]) for k in sorted(pred)]
+
+
+def load_rgb(path: Path) -> torch.Tensor:
+    from ..data.io import image_to_tensor, read_image
+
+    return image_to_tensor(read_image(path, channels=3))
+
+
+def load_labels(path: Path) -> torch.Tensor:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.array(im)
+    except OSError as exc:
+        raise DataError(f"cannot read label map {path}: {exc}") from None
+    if arr.ndim != 2:
+        raise DataError(f"label map {path} is not a single-channel class-index image (shape {arr.shape})")
+    return torch.from_numpy(arr.astype(np.int64))
+
+
+def batches(items: list, size: int, loaders: tuple):
+    """Yield stacked batches of consecutive items whose tensors share a shape."""
+    group: list[tuple[torch.Tensor, ...]] = []
+    for item in items:
+        tensors = tuple(load(p) for load, p in zip(loaders, item))
+        if len(tensors) == 2 and tensors[0].shape[-2:] != tensors[1].shape[-2:]:
+            raise DataError(f"size mismatch: {item[0]} is {tuple(tensors[0].shape[-2:])}, {item[1]} is {tuple(tensors[1].shape[-2:])}")
+        if group and (len(group) == size or group[0][0].shape != tensors[0].shape):
+            yield tuple(torch.stack(t) for t in zip(*group))
+            group = []
+        group.append(tensors)
+    if group:
+        yield tuple(torch.stack(t) for t in zip(*group))
+
+
+def metric_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--metrics is empty")
+    for name in names:
+        try:
+            METRICS.get(name)
+        except RegistryError as exc:
+            raise ConfigError(f"--metrics: {exc}") from None
+    return list(dict.fromkeys(names))
+
+
+def _feed(suite, items, loaders, args, desc: str, update) -> None:
+    with tqdm(total=len(items), desc=desc, unit="img", file=sys.stderr, disable=None) as bar:
+        for batch in batches(items, args.batch_size, loaders):
+            update(*batch)
+            bar.update(len(batch[0]))
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ..metrics import MetricSuite, read_palette
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    names = metric_names(args.metrics)
+    palette = read_palette(args.palette) if args.palette else None
+    label_names = [n for n in names if args.labels and "palette" in METRICS.parameters(n)]
+    main_names = [n for n in names if n not in label_names]
+    device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    pred = keyed_images(args.pred, "--pred")
+    results: dict[str, float] = {}
+    counts = {"pred": len(pred)}
+
+    if main_names:
+        kinds = {getattr(METRICS.get(n), "TARGET", "none") for n in main_names}
+        target = keyed_images(args.target, "--target") if kinds - {"none"} else {}
+        counts["target"] = len(target)
+        suite = MetricSuite(main_names, device=device, palette=palette, inception_weights=args.inception_weights)
+        desc = "features" if suite.needs_features else "scoring"
+        if "paired" in kinds:
+            _feed(suite, pair(pred, target, "--target"), (load_rgb, load_rgb), args, desc, suite.update)
+        else:
+            _feed(suite, [(p,) for p in pred.values()], (load_rgb,), args, desc + " (pred)", suite.update)
+            if target:
+                _feed(suite, [(p,) for p in target.values()], (load_rgb,), args, desc + " (target)", suite.update_reference)
+        results.update(suite.compute())
+    if label_names:
+        labels = keyed_images(args.labels, "--labels")
+        counts["labels"] = len(labels)
+        suite = MetricSuite(label_names, device=device, palette=palette)
+        _feed(suite, pair(pred, labels, "--labels"), (load_rgb, load_labels), args, "segmentation", suite.update)
+        results.update(suite.compute())
+
+    print(format_table(results))
+    if args.json:
+        write_json(args.json, results, args, counts)
+    return 0
+
+
+def format_table(results: dict[str, float]) -> str:
+    width = max(len(k) for k in results)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
+    lines += [f"{k:<{width}}  {v:.6g}" for k, v in results.items()]
+    return "\n".join(lines)
+
+
+def _jsonable(v: float):
+    return v if math.isfinite(v) else str(v)
+
+
+def write_json(path: str, results: dict[str, float], args: argparse.Namespace, counts: dict[str, int]) -> None:
+    from ..utils import atomic_write_text
+
+    doc = {
+        "metrics": {k: _jsonable(v) for k, v in results.items()},
+        "pred": str(args.pred), "target": args.target, "labels": args.labels, "palette": args.palette,
+        "counts": counts,
+        "settings": {"pixels": "uint8, data range 255", "ssim": "gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03",
+                     "inception": "FID Inception-v3 (TF 2015-12-05), uint8 input, TF1 bilinear resize to 299"},
+    }
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(evaluate, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
