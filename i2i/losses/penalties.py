@@ -85,6 +85,8 @@ class GradientPenalty(Penalty):
     """Two-sided (gp) or one-sided (lp) penalty on the gradient norm at interpolates."""
 
     def __init__(self, weight: float = 10.0, target: float = 1.0, one_sided: bool = False, eps: float = 1e-12) -> None:
+        if target <= 0:
+            raise ValueError(f"target must be > 0, got {target!r}")
         super().__init__(weight)
         self.target, self.one_sided, self.eps = float(target), bool(one_sided), float(eps)
 
