@@ -1,5 +1,4 @@
 """MetricSuite with a tiny random feature extractor: values equal the plain formulas."""
-import numpy as np
 import pytest
 import torch
 from torch import nn
