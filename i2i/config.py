@@ -202,6 +202,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if value is None and type(None) in args:
             return None
         tp = next(a for a in args if a is not type(None))
+    if tp is str and isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans
+        return "on" if value else "off"
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is float and isinstance(value, str):  # YAML reads 1e-4 as a string
