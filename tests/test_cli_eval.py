@@ -8,7 +8,7 @@ from torch import nn
 
 from i2i.cli.eval import main
 from i2i.data.io import image_to_tensor, list_images, read_image, write_image
-from i2i.metrics import fid_from_features, inception_score, kid, psnr, ssim
+from i2i.metrics import fid_from_features, inception_score, kid, psnr, segmentation_scores, ssim
 from i2i.metrics import inception as inc
 from i2i.metrics.fid import softmax64
 
@@ -109,6 +109,8 @@ def test_user_errors_are_one_line(folders, capsys, monkeypatch):
     assert "did you mean 'fid'" in capsys.readouterr().err
     assert main(["--pred", str(tmp / "nope"), "--target", str(tmp / "target"), "--metrics", "psnr"]) == 1
     assert "nope" in capsys.readouterr().err
+    assert main(["--pred", str(tmp / "pred"), "--target", str(tmp / "target"), "--metrics", "psnr", "--device", "gpu7"]) == 2
+    assert "--device" in capsys.readouterr().err
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp / "hub"))
     monkeypatch.delenv(inc.WEIGHTS_ENV, raising=False)
     assert main(["--pred", str(tmp / "pred"), "--target", str(tmp / "target"), "--metrics", "fid"]) == 1
@@ -126,7 +128,7 @@ def _label_sets(tmp):
     (tmp / "labels").mkdir()
     pal = tmp / "palette.txt"
     pal.write_text("# test palette\n" + "".join(f"{k} {r} {g} {b}\n" for k, (r, g, b) in PALETTE.items()))
-    expected_correct, total = 0, 0
+    expected_correct, total, maps = 0, 0, []
     for name in ["x", "y"]:
         gt = rng.integers(1, 4, (12, 12)).astype(np.uint8)
         pred = gt.copy()
@@ -137,13 +139,14 @@ def _label_sets(tmp):
         write_image(tmp / "segtarget" / f"{name}.png", colours[gt])
         expected_correct += (pred == gt).sum()
         total += gt.size
-    return pal, expected_correct / total
+        maps.append((pred, gt))
+    return pal, expected_correct / total, maps
 
 
 def test_seg_from_label_maps_and_from_colour_targets(tmp_path):
     (tmp_path / "segpred").mkdir()
     (tmp_path / "segtarget").mkdir()
-    pal, acc = _label_sets(tmp_path)
+    pal, acc, maps = _label_sets(tmp_path)
     out1, out2 = tmp_path / "s1.json", tmp_path / "s2.json"
     assert main(["--pred", str(tmp_path / "segpred"), "--labels", str(tmp_path / "labels"), "--palette", str(pal),
                  "--metrics", "seg", "--json", str(out1)]) == 0
@@ -153,3 +156,12 @@ def test_seg_from_label_maps_and_from_colour_targets(tmp_path):
     assert m1["seg_pixel_acc"] == pytest.approx(acc)
     assert m1 == pytest.approx(m2)
     assert 0 < m1["seg_miou"] < m1["seg_class_acc"] <= 1
+    out3 = tmp_path / "s3.json"
+    assert main(["--pred", str(tmp_path / "segpred"), "--labels", str(tmp_path / "labels"), "--palette", str(pal),
+                 "--metrics", "seg", "--ignore-index", "2", "--json", str(out3)]) == 0
+    pred = np.concatenate([p.ravel() for p, _ in maps])
+    gt = np.concatenate([g.ravel() for _, g in maps])
+    expected = segmentation_scores(pred, gt, num_classes=4, ignore_index=2)
+    m3 = json.loads(out3.read_text())["metrics"]
+    assert m3["seg_pixel_acc"] == pytest.approx(expected["pixel_acc"]) and m3["seg_pixel_acc"] != m1["seg_pixel_acc"]
+    assert m3["seg_miou"] == pytest.approx(expected["miou"])

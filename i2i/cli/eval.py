@@ -8,7 +8,8 @@ metrics (fid, kid) compare the whole pred set with the whole target set, which m
 then differ in number; ``is`` needs no target.
 
 ``seg`` maps pred colours to the nearest ``--palette`` colour; the ground truth is the
-class-index PNGs of ``--labels`` if given, else the target colour images mapped the
+class-index PNGs of ``--labels`` if given (values outside the palette's index range,
+and ``--ignore-index``, are not counted), else the target colour images mapped the
 same way.  Results go to stdout as a table and, with ``--json``, to a file written
 atomically (non-finite values as the strings "inf", "-inf", "nan").
 """
@@ -45,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--palette", help="palette file (lines 'index R G B') for seg")
     p.add_argument("--labels", help="folder of ground-truth class-index PNGs for seg")
+    p.add_argument("--ignore-index", type=int, help="seg: ground-truth label value not counted (e.g. 0 or 255)")
     p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS or the torch hub cache)")
     add_debug(p)
     return p
@@ -115,6 +117,18 @@ def batches(items: list, size: int, loaders: tuple):
         yield tuple(torch.stack(t) for t in zip(*group))
 
 
+def select_device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device: {name!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device: {name!r} requested but CUDA is not available")
+    return device
+
+
 def metric_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
@@ -143,7 +157,9 @@ def evaluate(args: argparse.Namespace) -> int:
     palette = read_palette(args.palette) if args.palette else None
     label_names = [n for n in names if args.labels and "palette" in METRICS.parameters(n)]
     main_names = [n for n in names if n not in label_names]
-    device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = select_device(args.device)
+    opts = {n: {"ignore_index": args.ignore_index} for n in names
+            if args.ignore_index is not None and "ignore_index" in METRICS.parameters(n)}
     pred = keyed_images(args.pred, "--pred")
     results: dict[str, float] = {}
     counts = {"pred": len(pred)}
@@ -152,7 +168,8 @@ def evaluate(args: argparse.Namespace) -> int:
         kinds = {getattr(METRICS.get(n), "TARGET", "none") for n in main_names}
         target = keyed_images(args.target, "--target") if kinds - {"none"} else {}
         counts["target"] = len(target)
-        suite = MetricSuite(main_names, device=device, palette=palette, inception_weights=args.inception_weights)
+        suite = MetricSuite(main_names, device=device, palette=palette, inception_weights=args.inception_weights,
+                            **{n: o for n, o in opts.items() if n in main_names})
         desc = "features" if suite.needs_features else "scoring"
         if "paired" in kinds:
             _feed(suite, pair(pred, target, "--target"), (load_rgb, load_rgb), args, desc, suite.update)
@@ -164,7 +181,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if label_names:
         labels = keyed_images(args.labels, "--labels")
         counts["labels"] = len(labels)
-        suite = MetricSuite(label_names, device=device, palette=palette)
+        suite = MetricSuite(label_names, device=device, palette=palette, **{n: o for n, o in opts.items() if n in label_names})
         _feed(suite, pair(pred, labels, "--labels"), (load_rgb, load_labels), args, "segmentation", suite.update)
         results.update(suite.compute())
 

@@ -34,13 +34,17 @@ class Batch:
     def __init__(self, pred: torch.Tensor, target: torch.Tensor | None, extractor: FeatureExtractor | None) -> None:
         self.pred, self.target, self.extractor = pred, target, extractor
 
+    @staticmethod
+    def _float64(t: torch.Tensor) -> torch.Tensor:
+        return (t.cpu() if t.device.type == "mps" else t).to(torch.float64)  # MPS has no float64
+
     @cached_property
     def pred255(self) -> torch.Tensor:
-        return quantize(self.pred).to(torch.float64)
+        return self._float64(quantize(self.pred))
 
     @cached_property
     def target255(self) -> torch.Tensor:
-        return quantize(self.require_target("this metric")).to(torch.float64)
+        return self._float64(quantize(self.require_target("this metric")))
 
     def require_target(self, name: str) -> torch.Tensor:
         if self.target is None:
