@@ -11,7 +11,8 @@ Scores come from the confusion matrix accumulated over the whole set (Long et al
 Classes are ``0 .. num_classes - 1``.  A class with no ground-truth pixel is left
 out of the per-class accuracy, and out of the mean IoU too unless it was predicted
 (then its IoU is 0).  Ground-truth pixels equal to ``ignore_index`` or outside
-``[0, num_classes)`` are not counted.  For the CMP facades the palette holds
+``[0, num_classes)`` are not counted (a ground-truth 0 is a class unless
+``ignore_index=0``).  For the CMP facades the palette holds
 indices 1..12, so ``num_classes = 13`` and the unused index 0 drops out of the means.
 
 Palette files hold lines ``index R G B``; ``#`` starts a comment.
