@@ -192,7 +192,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def format_table(results: dict[str, float]) -> str:
-    width = max(len(k) for k in results)
+    width = max([len("metric")] + [len(k) for k in results])
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
     lines += [f"{k:<{width}}  {v:.6g}" for k, v in results.items()]
     return "\n".join(lines)
