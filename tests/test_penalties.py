@@ -171,3 +171,27 @@ def test_bcr_on_patch_maps_uses_the_mean_score():
     x = torch.randn(4, 1, 8, 8)
     pen = build_penalty("bcr", 10.0, translate=0.0)  # flips only: a symmetric kernel keeps the mean
     assert float(pen(D, x, x)) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_penalties_and_began_under_ddp(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from i2i.losses import build_gan_loss
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        D = DistributedDataParallel(Linear([2.0] * 4))
+        real, fake = torch.randn(3, 4), torch.randn(3, 4)
+        for kind in ("gp", "r1"):
+            rl, fl = D(real), D(fake)
+            loss = build_gan_loss("hinge").d_loss(rl, fl) + build_penalty(kind, 1.0)(D, real, fake, rl, fl)
+            loss.backward()
+            assert torch.isfinite(D.module.w.grad).all()
+            D.zero_grad()
+        assert float(build_penalty("gp", 1.0)(D, real, fake)) == pytest.approx(9.0, rel=1e-6)
+        began = build_gan_loss("began", gamma=0.5, lambda_k=0.1)
+        began.d_loss(torch.ones(2), torch.zeros(2))  # k update averaged over the (single) process
+        assert began.logs() == {"k_t": pytest.approx(0.05), "m_global": pytest.approx(1.5)}
+    finally:
+        dist.destroy_process_group()
