@@ -97,6 +97,7 @@ class TrainConfig:
     epochs: int = 100  #: epochs at the initial learning rate
     epochs_decay: int = 100  #: further epochs with the lr policy applied (linear: to 0)
     max_steps: int = 0  #: stop after this many iterations (0 = run all epochs)
+    time_budget_min: float = 0.0  #: stop after this many minutes of training (0 = no limit)
     lr: float = 2e-4  #: Adam learning rate of G (and of D unless lr_d is set)
     lr_d: float = 0.0  #: D learning rate (0 = same as lr)
     beta1: float = 0.5
@@ -130,7 +131,9 @@ class EvalConfig:
     phase: str = "val"
     metrics: list = field(default_factory=lambda: ["psnr", "ssim"])
     best: str = ""  #: keep checkpoint best.pt by this metric ('' = off)
-    max_items: int = 0
+    max_items: int = 0  #: evaluate at most this many items (0 = all)
+    palette: str = ""  #: seg metric: palette file (lines ``index R G B``)
+    inception_weights: str = ""  #: fid/kid/is: local FID Inception weights file
 
 
 @dataclass
@@ -405,7 +408,7 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         value = getattr(t, key)
         if not 0 <= value < 1:
             raise ConfigError(f"train.{key}: must be in [0, 1), got {value!r}")
-    for key in ("epochs", "epochs_decay", "max_steps", "threads"):
+    for key in ("epochs", "epochs_decay", "max_steps", "threads", "time_budget_min"):
         _positive(f"train.{key}", getattr(t, key), allow_zero=True)
     if t.epochs + t.epochs_decay == 0 and t.max_steps == 0:
         raise ConfigError("train.epochs: epochs + epochs_decay is 0 and train.max_steps is 0: nothing to train")
@@ -420,3 +423,10 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise ConfigError("eval.root: eval.every is set but no validation folder is given")
     if check_paths and cfg.eval.every and not cfg.eval.root.startswith("builtin:") and not Path(cfg.eval.root).is_dir():
         raise ConfigError(f"eval.root: folder not found: {cfg.eval.root}")
+    if cfg.eval.every:
+        from .registry import METRICS
+        from . import metrics as _metrics  # noqa: F401
+
+        for i, name in enumerate(cfg.eval.metrics):
+            if name not in METRICS:
+                raise ConfigError(f"eval.metrics[{i}]: {METRICS._unknown(name)}")

@@ -137,3 +137,31 @@ def test_translator_accepts_numpy_pil_and_tensors(tmp_path):
     assert out.shape == (21, 35, 3) and out.dtype == np.uint8
     assert np.array_equal(np.asarray(tr(Image.fromarray(arr))), out)
     assert tr(torch.zeros(3, 40, 40)).shape == (3, 40, 40)
+
+
+def test_time_budget_stops_training_and_saves(tmp_path):
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.time_budget_min=0.0001", "train.epochs=1000"]) == 0
+    state = load_checkpoint(tmp_path / "runs" / "pix2pix")
+    assert 1 <= state["step"] < 50
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path)
+    args = ["--config", str(cfg), "--set", "train.max_steps=4", "eval.every=2", "eval.root=builtin:shapes",
+            "eval.max_items=4", "eval.best=psnr", "eval.metrics=[psnr, ssim]"]
+    assert train_main(args) == 0
+    run = tmp_path / "runs" / "pix2pix"
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/psnr" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(0 < r["eval/psnr"] < 100 and -1 <= r["eval/ssim"] <= 1 for r in evals)
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["best"] == max(r["eval/psnr"] for r in evals)
+    assert best["step"] == max(evals, key=lambda r: r["eval/psnr"])["step"]
+
+
+def test_unknown_eval_metric_is_a_config_error(tmp_path, capsys):
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "eval.every=2", "eval.root=builtin:shapes",
+                       "eval.metrics=[psnr, fidd]"]) == 2
+    assert "eval.metrics[1]: unknown metric 'fidd' (did you mean 'fid'?)" in capsys.readouterr().err

@@ -73,6 +73,15 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
         offset += n
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every process if ``flag`` is true on any (so that all stop together)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -128,8 +128,10 @@ class Trainer:
                    disable=not (cfg.log.progress and self.dist.is_main), dynamic_ncols=True)
         sums: dict[str, float] = {}
         count, tic, last = 0, time.perf_counter(), None
+        finished = False
+        deadline = time.monotonic() + 60 * cfg.train.time_budget_min if cfg.train.time_budget_min else math.inf
         try:
-            while self.step < total:
+            while not finished and self.step < total:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
                 self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
                 for batch in self.loader:
@@ -142,6 +144,8 @@ class Trainer:
                     count += 1
                     bar.update(1)
                     finished = self.step >= total
+                    if deadline != math.inf:
+                        finished = finished or dist.any_rank(time.monotonic() > deadline, self.device)
                     if self.step % cfg.log.every == 0 or finished:
                         means = {k: v / count for k, v in sums.items()}
                         means.update(self.model.loss_logs())
