@@ -5,14 +5,15 @@ Notation: ``r`` / ``f`` are logits on real / fake samples, ``sp`` = softplus,
 (``-log sigmoid(x) = sp(-x)``), never ``log(sigmoid(x))``.
 
 * ``minimax`` (Goodfellow et al. 2014): L_D = E sp(-r) + E sp(f), L_G = -E sp(f)
-  (saturating).  No constant offset (one library adds ``-sp(-1)`` to L_G).
+  (saturating), without any constant offset.
 * ``nsgan`` / ``vanilla``: same L_D, L_G = E sp(-f) (non-saturating).
   ``real_label`` < 1 gives one-sided label smoothing: the real term becomes
-  BCE(r, real_label) (0.875 reproduces the library default smoothing 0.25).
+  BCE(r, real_label) (0.875 = target 1 - 0.25/2, i.e. smoothing 0.25 towards 1/2).
 * ``lsgan`` (Mao et al. 2017), a-b-c coding on raw logits:
   L_D = k E(r-b)^2 + k E(f-a)^2, L_G = k E(f-c)^2 with k = 1/2 (``half=True``,
-  the paper's form) or k = 1 (``half=False``, the MSE form used by the CycleGAN
-  reference code).  Defaults a=0, b=1, c=1; the paper's other coding is a=-1, b=1, c=0.
+  the paper's form) or k = 1 (``half=False``, plain mean squared error, the form
+  CycleGAN (Zhu et al. 2017) is usually trained with).  Defaults a=0, b=1, c=1;
+  the paper's other coding is a=-1, b=1, c=0.
 * ``wgan`` (Arjovsky et al. 2017): L_D = E f - E r, L_G = -E f; every D
   parameter is clamped to [-clip, clip] after each D step (clip 0.01, 5 D steps).
 * ``wgangp`` / ``wganlp``: the same losses, no clipping, with the gradient

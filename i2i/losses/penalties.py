@@ -11,8 +11,8 @@ losses use, and the plain output when D returns one logit per sample.  The
 gradient norm is per sample over all input dimensions (C*H*W).
 
 * ``gp`` (Gulrajani et al. 2017): E (||grad D(x_hat)|| / target - 1)^2,
-  x_hat = e x + (1 - e) x_fake, e ~ U[0, 1] per sample; target 1 (other
-  targets as in TensorFlow-GAN's option).
+  x_hat = e x + (1 - e) x_fake, e ~ U[0, 1] per sample; target 1 (a target t
+  penalizes the norm relative to t).
 * ``lp`` (Petzka et al. 2018): E max(0, ||grad D(x_hat)|| / target - 1)^2.
 * ``dragan`` (Kodali et al. 2017), reference-code recipe: x_p = x + c std(x) U[0,1]
   (std over the whole real batch, c = 0.5), x_hat = x + a (x_p - x) with

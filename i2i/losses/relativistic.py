@@ -9,9 +9,8 @@ D estimates how much more realistic real data is than fake data.  With
 * ``ralsgan``: L_D = E (ra-1)^2 + E (fa+1)^2, L_G = E (fa-1)^2 + E (ra+1)^2.
 * ``rahinge``: L_D = E relu(1-ra) + E relu(1+fa), L_G = E relu(1-fa) + E relu(1+ra).
 
-Scaling: the paper and TensorFlow-GAN sum the real and fake terms (the default
-here); the paper's reference code halves the average-form losses, selectable
-with ``half=True``.  The G loss needs D's logits on the real batch.
+Scaling: the paper's formulas sum the real and fake terms (the default here);
+halving them, as some implementations do, is selectable with ``half=True``.  The G loss needs D's logits on the real batch.
 """
 from __future__ import annotations
 
