@@ -165,3 +165,17 @@ def test_unknown_eval_metric_is_a_config_error(tmp_path, capsys):
     assert train_main(["--config", str(cfg), "--set", "eval.every=2", "eval.root=builtin:shapes",
                        "eval.metrics=[psnr, fidd]"]) == 2
     assert "eval.metrics[1]: unknown metric 'fidd' (did you mean 'fid'?)" in capsys.readouterr().err
+
+
+def test_translate_aligned_inputs_uses_one_half(tmp_path):
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    rng = np.random.default_rng(0)
+    pair = rng.integers(0, 255, (40, 80, 3), dtype=np.uint8)
+    write_image(tmp_path / "in" / "p.png", pair)
+    write_image(tmp_path / "half" / "p.png", pair[:, :40])
+    base = ["--checkpoint", str(tmp_path / "runs" / "pix2pix")]
+    assert translate_main(base + ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "o1"), "--aligned"]) == 0
+    assert translate_main(base + ["--input", str(tmp_path / "half"), "--output", str(tmp_path / "o2")]) == 0
+    assert np.array_equal(read_image(tmp_path / "o1" / "p.png"), read_image(tmp_path / "o2" / "p.png"))
+    assert read_image(tmp_path / "o1" / "p.png").shape == (40, 40, 3)

@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="images of equal size translated together")
     p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--aligned", action="store_true",
+                   help="inputs hold A|B side by side (pix2pix layout): translate the A half (the B half with BtoA)")
     add_debug(p)
     return p
 
@@ -71,7 +73,11 @@ def translate_folder(args: argparse.Namespace) -> int:
 
     for src, dst in tqdm(todo, desc="translate", unit="img", dynamic_ncols=True):
         try:
-            tensor = image_to_tensor(read_image(src, channels=c_in))
+            image = read_image(src, channels=c_in)
+            if args.aligned:
+                half = image.shape[1] // 2
+                image = image[:, :half] if args.direction == "AtoB" else image[:, half:]
+            tensor = image_to_tensor(image)
         except DataError as exc:
             failed.append((src, str(exc)))
             continue
