@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import sys
@@ -91,7 +92,7 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, Python {platform.python_version()}"
+    return f"{cpu} ({os.cpu_count()} cores visible), {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def markdown(rows: list[dict], steps: int, seed: int, grid_path: str, total: float) -> str:
@@ -116,7 +117,11 @@ def markdown(rows: list[dict], steps: int, seed: int, grid_path: str, total: flo
     ]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['modes']} | {100 * r['high_quality']:.1f}% | {r['swd']:.3f} | {r['seconds']:.1f} |")
-    lines += ["", f"![samples of every variant]({grid_path})", "",
+    partial = [r["variant"] for r in rows if r["modes"] < r["n_modes"]]
+    poor = [r["variant"] for r in rows if r["high_quality"] < 0.1]
+    lines += ["", f"Fewer than all modes covered: {', '.join(partial) or 'none'}.  "
+              f"High-quality share below 10%: {', '.join(poor) or 'none'}.",
+              "", f"![samples of every variant]({grid_path})", "",
               "Grey circles: 3-std discs around the 8 centres; blue: generated samples.", ""]
     return "\n".join(lines)
 
@@ -158,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
     write_png(out / "grid.png", grid(tiles))
     atomic_write_text(out / "results.json", json.dumps(
-        {"steps": steps, "seed": args.seed, "std": STD, "k_std": K, "hardware": hardware(), "rows": rows}, indent=1))
+        {"steps": steps, "seed": args.seed, "std": STD, "k_std": K, "hardware": hardware(),
+         "total_seconds": round(total, 1), "rows": rows}, indent=1))
     rel = Path(out.name) / "grid.png" if report.parent.resolve() == out.parent.resolve() else (out / "grid.png").resolve()
     atomic_write_text(report, markdown(rows, steps, args.seed, rel.as_posix(), total))
     return 0
