@@ -6,7 +6,9 @@ its canonical config (full-size networks), with the data root, image sizes
 and thread count overridden, and reports:
 
 * ``sec_per_it``: median seconds per iteration after ``--warmup`` iterations
-  (data loading in the training process, ``num_workers 0``, included),
+  (data loading in the training process, ``num_workers 0``, included; real
+  images where the case's data folder exists, since generating the built-in
+  images costs more than decoding files),
 * ``peak_rss_gb``: the peak resident memory of that process (GiB, 2**30 bytes).
 
 The ``reference`` fields are the figures of the reference implementation on a
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,11 +36,19 @@ CASES = {
     "cyclegan_128": {
         "config": "configs/cyclegan_horse2zebra.yaml",
         "set": ["data.load_size=143", "data.crop_size=128", "data.batch_size=1"],
+        "data": "datasets/facades_unpaired",  # tools/split_aligned.py output; else the built-in data
         "reference": {"sec_per_it": 2.28, "peak_rss_gb": 1.96},
+    },
+    "cyclegan_128_6blocks": {
+        "config": "configs/cyclegan_horse2zebra.yaml",
+        "set": ["data.load_size=143", "data.crop_size=128", "data.batch_size=1", "nets.generator.name=resnet_6blocks"],
+        "data": "datasets/facades_unpaired",
+        "reference": None,
     },
     "pix2pix_256": {
         "config": "configs/pix2pix_facades.yaml",
         "set": ["data.load_size=286", "data.crop_size=256", "data.batch_size=1"],
+        "data": "../shared/data/facades",
         "reference": {"sec_per_it": 0.68, "peak_rss_gb": 2.92},
     },
 }
@@ -46,29 +56,31 @@ CASES = {
 
 def run_case(name: str, args: argparse.Namespace) -> dict:
     case = CASES[name]
+    data = args.data or (case["data"] if (ROOT / case["data"]).is_dir() else "builtin:shapes")
     with tempfile.TemporaryDirectory() as tmp:
         overrides = case["set"] + [
-            f"data.root={args.data}", "data.num_workers=0", f"train.threads={args.threads}",
+            f"data.root={data}", "data.num_workers=0", f"train.threads={args.threads}",
             f"train.max_steps={args.warmup + args.steps}", f"train.device={args.device}", f"train.amp={args.amp}",
             f"train.out_dir={tmp}", "train.name=bench", "train.checkpoint_every=1000000",
             "log.every=1", "log.sample_every=1000000", "log.tensorboard=false", "log.progress=false",
         ]
         cmd = [sys.executable, "-m", "i2i.cli.train", "--config", str(ROOT / case["config"]), "--set", *overrides]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        if proc.returncode != 0:
-            raise SystemExit(f"{name}: training failed:\n{proc.stderr[-2000:]}")
+        with tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, text=True)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                err.seek(0)
+                raise SystemExit(f"{name}: training failed:\n{err.read()[-2000:]}")
         records = [json.loads(line) for line in (Path(tmp) / "bench" / "metrics.jsonl").read_text().splitlines()]
     times = [r["train/sec_per_it"] for r in records if r["step"] > args.warmup]
     result = {
         "sec_per_it": round(statistics.median(times), 4),
-        "peak_rss_gb": round(peak_kb / 2**20, 3) if peak_kb > before else None,
+        "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3),
         "steps_timed": len(times),
+        "data": data,
         "reference": case["reference"],
     }
-    if result["peak_rss_gb"] is None:
-        result["note"] = "peak RSS not above an earlier case's (run cases one per process to measure each)"
     return result
 
 
@@ -80,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
-    p.add_argument("--data", default="builtin:shapes", help="data root (default: the built-in generated data)")
+    p.add_argument("--data", default="", help="data root for every case (default: each case's real data folder "
+                                               "when present, else the built-in generated data)")
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.cases.split(",") if n.strip()]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import DataError, I2IError
@@ -26,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="images of equal size translated together")
     p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--resize", type=int, default=0, metavar="N",
+                   help="translate at N x N (the training scale), then resize the result back to the input size")
     p.add_argument("--aligned", action="store_true",
                    help="inputs hold A|B side by side (pix2pix layout): translate the A half (the B half with BtoA)")
     add_debug(p)
@@ -50,6 +53,8 @@ def translate_folder(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.resize < 0:
+        raise I2IError(f"--resize must be >= 0, got {args.resize}")
     jobs = _inputs(Path(args.input))
     out_root = Path(args.output)
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
@@ -66,7 +71,13 @@ def translate_folder(args: argparse.Namespace) -> int:
     def flush() -> None:
         if not pending:
             return
-        out = translator.translate_tensor(torch.stack([t for t, _ in pending]), args.direction)
+        batch = torch.stack([t for t, _ in pending])
+        if args.resize:
+            size = batch.shape[-2:]
+            batch = F.interpolate(batch, size=(args.resize, args.resize), mode="bicubic", align_corners=False)
+        out = translator.translate_tensor(batch, args.direction)
+        if args.resize:
+            out = F.interpolate(out, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
         for image, (_, dst) in zip(out, pending):
             write_image(dst, tensor_to_image(image))
         pending.clear()

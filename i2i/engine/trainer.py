@@ -23,7 +23,8 @@ from ..models import build_model
 from . import distributed as dist
 from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
 from .logger import RunLogger
-from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
+from .runtime import (autocast, check_amp, make_optimizer, make_scaler, rng_state, seed_everything, select_device,
+                      set_rng_state, tune_cpu_allocator)
 from .sampler import ResumableSampler
 from .schedule import lr_lambda
 
@@ -46,6 +47,8 @@ class Trainer:
         check_amp(self.device, cfg.train.amp)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
         seed_everything(cfg.train.seed + self.dist.rank)
 
         self.dataset = build_dataset(cfg.data, train=True)
@@ -70,7 +73,7 @@ class Trainer:
         self.groups = self.model.param_groups()
         t = cfg.train
         self.optimizers = {
-            phase: torch.optim.Adam(params, lr=(t.lr_d or t.lr) if phase == "D" else t.lr, betas=(t.beta1, t.beta2))
+            phase: make_optimizer(params, (t.lr_d or t.lr) if phase == "D" else t.lr, (t.beta1, t.beta2), self.device)
             for phase, params in self.groups.items()
         }
         policy = lr_lambda(t)
