@@ -379,6 +379,9 @@ def validate(cfg: Config, check_paths: bool = True) -> None:
         raise ConfigError(f"losses.gan.name: {GAN_LOSSES._unknown(cfg.losses.gan.name)}")
     if cfg.losses.penalty.type != "none" and cfg.losses.penalty.type not in PENALTIES:
         raise ConfigError(f"losses.penalty.type: {PENALTIES._unknown(cfg.losses.penalty.type)}")
+    _losses.build_gan_loss(cfg.losses.gan.name, **cfg.losses.gan.params)  # checks the parameters
+    if cfg.losses.penalty.type != "none":
+        _losses.build_penalty(cfg.losses.penalty.type, cfg.losses.penalty.weight, **cfg.losses.penalty.params)
     for key in ("l1", "cycle", "identity"):
         _positive(f"losses.{key}", getattr(cfg.losses, key), allow_zero=True)
     _positive("losses.penalty.weight", cfg.losses.penalty.weight, allow_zero=True)

@@ -1,7 +1,7 @@
 """Adversarial objectives and discriminator regularizers, selected by name.
 
-``losses.gan: NAME`` (with ``gan_params``) picks an objective from the
-``GAN_LOSSES`` registry, ``losses.penalty: {type: NAME, weight: W}`` a penalty
+``losses.gan: NAME`` (or ``{name: NAME, PARAM: VALUE}``) picks an objective from
+the ``GAN_LOSSES`` registry, ``losses.penalty: {type: NAME, weight: W}`` a penalty
 from ``PENALTIES``::
 
     gan = build_gan_loss("hinge")
