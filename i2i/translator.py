@@ -37,7 +37,7 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> "Translator":
-        device = select_device(str(device) if device else "auto")
+        device = select_device(str(device) if device else "auto", key="device")
         state = load_checkpoint(path)
         cfg = build_config(state["config"], check_paths=False)
         model = build_model(cfg)

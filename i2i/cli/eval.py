@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from .. import metrics as _metrics  # noqa: F401 - registers the metrics
+from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
 from ..registry import METRICS, RegistryError
 from .common import add_debug, run
@@ -117,18 +118,6 @@ def batches(items: list, size: int, loaders: tuple):
         yield tuple(torch.stack(t) for t in zip(*group))
 
 
-def select_device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device: {name!r} is not a torch device") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device: {name!r} requested but CUDA is not available")
-    return device
-
-
 def metric_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
@@ -157,7 +146,7 @@ def evaluate(args: argparse.Namespace) -> int:
     palette = read_palette(args.palette) if args.palette else None
     label_names = [n for n in names if args.labels and "palette" in METRICS.parameters(n)]
     main_names = [n for n in names if n not in label_names]
-    device = select_device(args.device)
+    device = select_device(args.device or "auto", key="--device")
     opts = {n: {"ignore_index": args.ignore_index} for n in names
             if args.ignore_index is not None and "ignore_index" in METRICS.parameters(n)}
     pred = keyed_images(args.pred, "--pred")

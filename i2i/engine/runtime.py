@@ -10,8 +10,11 @@ import torch
 from ..errors import ConfigError
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch."""
+def select_device(name: str = "auto", key: str = "train.device") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch.
+
+    ``key`` names the setting in error messages (a config key or a CLI option).
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -21,9 +24,9 @@ def select_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"train.device: {name!r} is not a torch device") from None
+        raise ConfigError(f"{key}: {name!r} is not a torch device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
+        raise ConfigError(f"{key}: {name!r} requested but CUDA is not available")
     return device
 
 
