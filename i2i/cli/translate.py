@@ -29,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--resize", type=int, default=0, metavar="N",
                    help="translate at N x N (the training scale), then resize the result back to the input size")
+    p.add_argument("--ext", default="", metavar="EXT",
+                   help="write outputs in this format (png, jpg, webp...) instead of the input's; names keep their stems")
     p.add_argument("--aligned", action="store_true",
                    help="inputs hold A|B side by side (pix2pix layout): translate the A half (the B half with BtoA)")
     add_debug(p)
@@ -49,13 +51,18 @@ def _inputs(path: Path) -> list[tuple[Path, Path]]:
 
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
-    from ..data.io import image_to_tensor, read_image, tensor_to_image, write_image
+    from ..data.io import IMAGE_EXTENSIONS, image_to_tensor, read_image, tensor_to_image, write_image
 
     if args.batch_size < 1:
         raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.resize < 0:
         raise I2IError(f"--resize must be >= 0, got {args.resize}")
     jobs = _inputs(Path(args.input))
+    if args.ext:
+        ext = "." + args.ext.lower().lstrip(".")
+        if ext not in IMAGE_EXTENSIONS:
+            raise I2IError(f"--ext {args.ext}: not an image format ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        jobs = [(src, rel.with_suffix(ext)) for src, rel in jobs]
     out_root = Path(args.output)
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
     skipped = len(jobs) - len(todo)
