@@ -31,6 +31,7 @@ from .errors import ConfigError
 class ModelConfig:
     name: str = "pix2pix"  #: registered translator (pix2pix, cyclegan, ...)
     pool_size: int = 0  #: image pool of past fakes shown to D (0 = off; CycleGAN 50)
+    test_batch_stats: bool = False  #: inference normalizes with the test batch's statistics, dropout on (pix2pix)
 
 
 @dataclass

@@ -51,9 +51,9 @@ class Translator:
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> B x C' x H x W in [-1, 1]."""
-        gen = self.model.generator(direction)
-        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), getattr(gen, "size_multiple", 1))
-        return gen(x)[..., :h, :w].clamp(-1, 1)
+        multiple = getattr(self.model.generator(direction), "size_multiple", 1)
+        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), multiple)
+        return self.model.translate(x, direction)[..., :h, :w].clamp(-1, 1)
 
     def __call__(self, image, direction: str = "AtoB"):
         from .data.io import image_to_tensor, tensor_to_image

@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="images of equal size translated together")
     p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--seed", type=int, default=0, help="seed of test-time dropout (pix2pix), for repeatable outputs")
     p.add_argument("--resize", type=int, default=0, metavar="N",
                    help="translate at N x N (the training scale), then resize the result back to the input size")
     p.add_argument("--ext", default="", metavar="EXT",
@@ -67,6 +68,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
     skipped = len(jobs) - len(todo)
     translator = load_translator(args.checkpoint, device=args.device)
+    torch.manual_seed(args.seed)
     try:
         translator.model.generator(args.direction)
     except ValueError as exc:

@@ -62,7 +62,15 @@ class TranslationModel(nn.Module):
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        raise NotImplementedError
+        """Generator output for ``x``; with ``model.test_batch_stats`` the generator runs
+        as in training (batch statistics of ``x``, dropout on), as the pix2pix paper does."""
+        gen = self.generator(direction)
+        was_training = gen.training
+        gen.train(self.cfg.model.test_batch_stats)
+        try:
+            return gen(x)
+        finally:
+            gen.train(was_training)
 
     def generator(self, direction: str = "AtoB") -> nn.Module:
         raise NotImplementedError

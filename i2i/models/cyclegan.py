@@ -82,9 +82,5 @@ class CycleGAN(TranslationModel):
             logs.update(idt_A=idt_A, idt_B=idt_B)
         return loss, scalar_logs(**logs)
 
-    @torch.no_grad()
-    def translate(self, x, direction="AtoB"):
-        return self.generator(direction)(x)
-
     def visuals(self, batch, out):
         return [batch["A"], out["fake_B"], out["rec_A"], batch["B"], out["fake_A"], out["rec_B"]]

@@ -2,7 +2,8 @@
 
 Defaults follow the paper and its reference code: U-Net 256 generator with
 batch norm and dropout, 70x70 PatchGAN on the concatenated (A, B) pair,
-vanilla GAN loss, lambda_L1 = 100, Adam(2e-4, 0.5, 0.999), no image pool.
+vanilla GAN loss, lambda_L1 = 100, Adam(2e-4, 0.5, 0.999), no image pool; at
+test time batch norm uses the test batch's statistics and dropout stays on.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .base import TranslationModel, scalar_logs
 @MODELS.register("pix2pix")
 class Pix2Pix(TranslationModel):
     defaults = {
-        "model": {"pool_size": 0},
+        "model": {"pool_size": 0, "test_batch_stats": True},
         "nets": {
             "generator": {"name": "unet_256", "ngf": 64, "norm": "batch", "dropout": True},
             "discriminator": {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"},
@@ -57,10 +58,6 @@ class Pix2Pix(TranslationModel):
         adv = self.g_adv_loss(self.D, real_in, torch.cat([real_A, fake_B], 1))
         l1 = F.l1_loss(fake_B, real_B)
         return adv + self.lambda_l1 * l1, scalar_logs(G_gan=adv, G_L1=l1)
-
-    @torch.no_grad()
-    def translate(self, x, direction="AtoB"):
-        return self.generator(direction)(x)
 
     def visuals(self, batch, out):
         return [batch["A"], out["fake_B"], batch["B"]]
