@@ -191,3 +191,13 @@ def test_translate_aligned_inputs_uses_one_half(tmp_path):
     assert [p.name for p in (tmp_path / "o3").iterdir()] == ["p.jpg"]
     assert read_image(tmp_path / "o3" / "p.jpg").shape == (40, 40, 3)
     assert translate_main(base + ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "o4"), "--ext", "txt"]) == 1
+
+
+def test_sample_grid_layout():
+    from i2i.engine.logger import image_grid
+
+    a, b = torch.zeros(3, 4, 5), torch.full((3, 4, 5), -1.0)
+    grid = image_grid([[a, b], [b, a]], pad=2)
+    assert grid.shape == (3, 2 + 2 * 6, 2 + 2 * 7)
+    assert (grid[:, 2:6, 2:7] == 0).all() and (grid[:, 2:6, 9:14] == -1).all()
+    assert (grid[:, 8:12, 2:7] == -1).all() and (grid[:, 0:2] == 1).all()
