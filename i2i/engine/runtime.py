@@ -48,29 +48,6 @@ def make_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
 
 
-def tune_cpu_allocator() -> None:
-    """Keep freed CPU memory in the heap (glibc) instead of returning it to the OS.
-
-    Training allocates and frees the same activation sizes every iteration; with
-    glibc's defaults the larger blocks are unmapped and mapped again, and every
-    new page is faulted in and zeroed (about 5 % of a CPU CycleGAN step).
-    Raising the mmap and trim thresholds keeps them; peak memory is unchanged.
-    """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 32 * 2**20)  # glibc's maximum
-        libc.mallopt(m_trim_threshold, 256 * 2**20)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def make_optimizer(params, lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.Adam:
     """Adam; the fused kernel where torch has one for the device (4x faster step on CPU)."""
     fused = device.type in ("cpu", "cuda")

@@ -24,7 +24,7 @@ from . import distributed as dist
 from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
 from .logger import RunLogger
 from .runtime import (autocast, check_amp, make_optimizer, make_scaler, rng_state, seed_everything, select_device,
-                      set_rng_state, tune_cpu_allocator)
+                      set_rng_state)
 from .sampler import ResumableSampler
 from .schedule import lr_lambda
 
@@ -47,8 +47,6 @@ class Trainer:
         check_amp(self.device, cfg.train.amp)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        if self.device.type == "cpu":
-            tune_cpu_allocator()
         seed_everything(cfg.train.seed + self.dist.rank)
 
         self.dataset = build_dataset(cfg.data, train=True)
@@ -166,6 +164,7 @@ class Trainer:
                         self._end_epoch()
                     if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
                         last = self.save() or last
+                    del out  # not alive during the next step (it would keep this step's tensors)
                     if finished or epoch_done:
                         break
         finally:
