@@ -1,5 +1,4 @@
 """Segmentation accuracy: palette files, nearest-colour mapping, hand-made 4x4 scores."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ import torch
 from i2i.errors import DataError
 from i2i.metrics import colors_to_labels, confusion_matrix, read_palette, segmentation_scores
 
-FACADES_PALETTE = Path(__file__).resolve().parents[2] / "shared" / "data" / "facades" / "palette.txt"
 
 
 def test_hand_made_4x4():
@@ -54,11 +52,12 @@ def test_read_palette(tmp_path):
         read_palette(tmp_path / "missing.txt")
 
 
-def test_facades_palette_file():
-    if not FACADES_PALETTE.exists():
-        pytest.skip("shared facades data not present")
-    pal = read_palette(FACADES_PALETTE)
-    assert list(pal) == list(range(1, 13))
+def test_palette_in_the_facades_format(tmp_path):
+    # the CMP facades palette file: a header comment, "index R G B" lines, trailing notes
+    p = tmp_path / "palette.txt"
+    p.write_text("# class index -> RGB colour\n1 0 0 170\n2 0 0 255\n12 170 0 0\n# 1 background 1\n")
+    pal = read_palette(p)
+    assert list(pal) == [1, 2, 12]
     assert pal[1] == (0, 0, 170) and pal[12] == (170, 0, 0)
 
 
