@@ -201,3 +201,16 @@ def test_sample_grid_layout():
     assert grid.shape == (3, 2 + 2 * 6, 2 + 2 * 7)
     assert (grid[:, 2:6, 2:7] == 0).all() and (grid[:, 2:6, 9:14] == -1).all()
     assert (grid[:, 8:12, 2:7] == -1).all() and (grid[:, 0:2] == 1).all()
+
+
+def test_data_error_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):
+    from i2i.data.io import write_image
+
+    root = tmp_path / "pairs"
+    write_image(root / "trainA" / "x.png", np.zeros((8, 8, 3), np.uint8))
+    write_image(root / "trainB" / "y.png", np.zeros((8, 8, 3), np.uint8))
+    cfg = tiny_config(tmp_path)
+    code = train_main(["--config", str(cfg), "--set", f"data.root={root}", "data.kind=paired"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and "x" in err[0]
+    assert not (tmp_path / "runs" / "pix2pix").exists()

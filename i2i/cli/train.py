@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -59,7 +60,12 @@ def train(args: argparse.Namespace) -> int:
         run_dir = _shared_run_dir(cfg.train.out_dir, cfg.train.name)
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
-    trainer = Trainer(cfg, run_dir, resume=state)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=state)
+    except BaseException:
+        if state is None and run_dir.is_dir():  # a new run that never started leaves no folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if trainer.dist.is_main:
         save_config(cfg, run_dir / "config.yaml")
         print(f"run folder: {run_dir}", file=sys.stderr)
