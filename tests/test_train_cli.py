@@ -214,3 +214,10 @@ def test_data_error_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and "x" in err[0]
     assert not (tmp_path / "runs" / "pix2pix").exists()
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    cfg = tiny_config(tmp_path, "cyclegan")
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=2", "train.amp=bf16"]) == 0
+    state = load_checkpoint(tmp_path / "runs" / "cyclegan")
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if torch.is_tensor(v) and v.is_floating_point())

@@ -1,0 +1,85 @@
+"""Engine units: lr policies, image pool, AMP settings, checkpoint files."""
+import pytest
+import torch
+
+from i2i.config import TrainConfig
+from i2i.engine.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from i2i.engine.runtime import check_amp, make_optimizer, select_device
+from i2i.engine.schedule import lr_lambda
+from i2i.errors import CheckpointError, ConfigError
+from i2i.models.image_pool import ImagePool
+
+
+def test_linear_policy_matches_the_reference_rule():
+    f = lr_lambda(TrainConfig(epochs=100, epochs_decay=100, lr_policy="linear"))
+    assert [f(e) for e in (0, 99)] == [1.0, 1.0]
+    assert f(100) == pytest.approx(1 - 1 / 101) and f(199) == pytest.approx(1 - 100 / 101)
+
+
+def test_step_cosine_and_constant_policies():
+    step = lr_lambda(TrainConfig(lr_policy="step", lr_step_epochs=10, lr_gamma=0.5))
+    assert [step(e) for e in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+    cos = lr_lambda(TrainConfig(epochs=2, epochs_decay=4, lr_policy="cosine"))
+    assert [cos(e) for e in (0, 2, 4, 6)] == pytest.approx([1.0, 1.0, 0.5, 0.0])
+    assert lr_lambda(TrainConfig(lr_policy="constant"))(1000) == 1.0
+
+
+def test_image_pool_returns_new_or_stored_fakes_and_round_trips():
+    torch.manual_seed(0)
+    pool = ImagePool(3)
+    first = torch.arange(3.0).view(3, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # filling: returned as given
+    seen_old = False
+    for step in range(20):
+        new = torch.full((2, 1, 1, 1), 100.0 + step)
+        out = pool.query(new)
+        assert out.shape == new.shape
+        seen_old |= bool((out < 100).any())
+        stored = {float(t) for t in pool.images}
+        assert len(pool.images) == 3
+    assert seen_old
+    clone = ImagePool(3)
+    clone.load_state_dict(pool.state_dict())
+    assert [float(t) for t in clone.images] == [float(t) for t in pool.images]
+    assert stored == {float(t) for t in clone.images}
+    assert torch.equal(ImagePool(0).query(first), first)
+
+
+def test_amp_and_device_errors():
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        check_amp(torch.device("cpu"), "fp16")
+    check_amp(torch.device("cpu"), "bf16")
+    assert select_device("cpu").type == "cpu"
+    with pytest.raises(ConfigError, match="train.device: 'banana' is not a torch device"):
+        select_device("banana")
+
+
+def test_fused_adam_on_cpu_matches_the_plain_one():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a = make_optimizer(a.parameters(), 1e-2, (0.5, 0.999), torch.device("cpu"))
+    opt_b = torch.optim.Adam(b.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    for _ in range(5):
+        x = torch.randn(8, 4)
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad(set_to_none=True)
+            net(x).pow(2).mean().backward()
+            opt.step()
+    torch.testing.assert_close(a.weight, b.weight)
+
+
+def test_checkpoint_files_are_atomic_rotated_and_checked(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2, 3, 4):
+        save_checkpoint({"model": {"w": torch.ones(2) * step}, "config": {}, "step": step},
+                        run / "checkpoints" / f"step_{step:07d}.pt")
+    prune_checkpoints(run, keep_last=2)
+    assert [p.name for p in list_checkpoints(run)] == ["step_0000003.pt", "step_0000004.pt"]
+    assert not list((run / "checkpoints").glob(".*tmp*"))
+    assert load_checkpoint(run)["step"] == 4
+    (run / "checkpoints" / "step_0000009.pt").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="not a readable i2i checkpoint"):
+        load_checkpoint(run)
+    with pytest.raises(CheckpointError, match="no checkpoints"):
+        load_checkpoint(tmp_path)
