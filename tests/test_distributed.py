@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 import yaml
 
 from i2i.engine.distributed import average_gradients, broadcast_module
-from i2i.engine.sampler import ResumableSampler
+from i2i.data import ResumableSampler
 
 
 def _free_port() -> int:

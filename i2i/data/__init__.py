@@ -9,12 +9,13 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from ..config import DataConfig
 from ..registry import DATASETS
 from . import datasets as _datasets  # noqa: F401  (registers the dataset kinds)
 from .builtin import BUILTINS, is_builtin
+from .sampler import ResumableSampler
 from .io import IMAGE_EXTENSIONS, image_to_tensor, list_images, read_image, tensor_to_image, write_image
 from .transforms import build_transform
 
@@ -36,24 +37,23 @@ def seed_worker(worker_id: int) -> None:
 
 
 def build_loader(dataset: Dataset, cfg: DataConfig, train: bool, seed: int = 0,
-                 distributed: bool = False) -> DataLoader:
+                 rank: int = 0, world_size: int = 1) -> DataLoader:
     """A DataLoader over ``dataset``: shuffled in training, reproducible from ``seed``.
 
-    Workers get distinct seeds derived from ``seed`` (and the process rank when
-    distributed), so random crops/flips/B draws differ per worker and repeat run to run.
-    With ``distributed`` a :class:`DistributedSampler` shards the data; call
-    ``loader.sampler.set_epoch(epoch)`` each epoch to reshuffle.  With ``num_workers=0``
-    the draws come from torch's global generator (seed it with ``torch.manual_seed``).
+    The sampler is a :class:`ResumableSampler` (``loader.sampler.set_epoch(epoch,
+    start)`` reshuffles and skips what a resumed run has already seen; with several
+    processes each ``rank`` takes its share).  Worker seeds come from the loader's
+    own generator (``loader.generator``), not from torch's global one, so that
+    starting an epoch does not change the global random state; each worker seeds
+    numpy and ``random`` from its torch seed, so random crops, flips and B draws
+    differ per worker and repeat run to run.
     """
-    rank = torch.distributed.get_rank() if distributed and torch.distributed.is_initialized() else 0
     generator = torch.Generator()
     generator.manual_seed(int(seed) + 1_000_003 * rank)
-    sampler = DistributedSampler(dataset, shuffle=train, seed=int(seed), drop_last=False) if distributed else None
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        shuffle=train and sampler is None,
-        sampler=sampler,
+        sampler=ResumableSampler(len(dataset), train, int(seed), rank, world_size),
         num_workers=cfg.num_workers,
         worker_init_fn=seed_worker,
         generator=generator,
@@ -65,5 +65,5 @@ def build_loader(dataset: Dataset, cfg: DataConfig, train: bool, seed: int = 0,
 
 __all__ = [
     "BUILTINS", "IMAGE_EXTENSIONS", "build_dataset", "build_loader", "build_transform", "image_to_tensor",
-    "is_builtin", "list_images", "read_image", "seed_worker", "tensor_to_image", "write_image",
+    "is_builtin", "list_images", "read_image", "ResumableSampler", "seed_worker", "tensor_to_image", "write_image",
 ]

@@ -4,10 +4,8 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch.utils.data import DataLoader
-
 from ..config import Config
-from ..data import build_dataset
+from ..data import build_dataset, build_loader
 from ..metrics import MetricSuite, higher_is_better, read_palette
 
 
@@ -21,7 +19,7 @@ class Evaluator:
     def __init__(self, cfg: Config, device: torch.device) -> None:
         data_cfg = dataclasses.replace(cfg.data, root=cfg.eval.root, phase=cfg.eval.phase,
                                        max_items=cfg.eval.max_items, num_workers=0)
-        self.loader = DataLoader(build_dataset(data_cfg, train=False), batch_size=cfg.data.batch_size)
+        self.loader = build_loader(build_dataset(data_cfg, train=False), data_cfg, train=False)
         palette = read_palette(cfg.eval.palette) if cfg.eval.palette else None
         self.suite = MetricSuite(list(cfg.eval.metrics), device=device, palette=palette,
                                  inception_weights=cfg.eval.inception_weights or None)

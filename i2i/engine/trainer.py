@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, to_dict
-from ..data import build_dataset, seed_worker
+from ..data import build_dataset, build_loader
 from ..models import build_model
 from . import distributed as dist
 from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
 from .logger import RunLogger
 from .runtime import (autocast, check_amp, make_optimizer, make_scaler, rng_state, seed_everything, select_device,
                       set_rng_state)
-from .sampler import ResumableSampler
 from .schedule import lr_lambda
 
 
@@ -50,20 +48,8 @@ class Trainer:
         seed_everything(cfg.train.seed + self.dist.rank)
 
         self.dataset = build_dataset(cfg.data, train=True)
-        self.sampler = ResumableSampler(len(self.dataset), True, cfg.train.seed, self.dist.rank, self.dist.world_size)
-        # the loader's own generator: drawing worker seeds must not consume the global
-        # RNG, whose state is checkpointed (a resumed run then repeats the same draws)
-        self.loader_rng = torch.Generator()
-        self.loader = DataLoader(
-            self.dataset,
-            generator=self.loader_rng,
-            batch_size=cfg.data.batch_size,
-            sampler=self.sampler,
-            num_workers=cfg.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=cfg.data.num_workers > 0,
-            worker_init_fn=seed_worker,
-        )
+        self.loader = build_loader(self.dataset, cfg.data, True, cfg.train.seed, self.dist.rank, self.dist.world_size)
+        self.sampler, self.loader_rng = self.loader.sampler, self.loader.generator
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
 
         self.model = build_model(cfg).to(self.device)
