@@ -24,7 +24,12 @@ def _worker(rank, world, port, out):
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(rank)  # different initial weights per rank
     net = torch.nn.Linear(3, 2)
+    net.register_buffer("stat", torch.full((1,), float(rank)))
     broadcast_module(net)
+    assert float(net.stat) == 0.0  # rank 0's buffer everywhere
+    net.stat.fill_(rank + 5.0)
+    broadcast_module(net, buffers_only=True)
+    assert float(net.stat) == 5.0
     x = torch.full((1, 3), float(rank + 1))
     net(x).sum().backward()  # grad of weight = x: rank-dependent
     average_gradients(list(net.parameters()))

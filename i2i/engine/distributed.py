@@ -2,7 +2,8 @@
 
 Each process holds a full replica.  After every backward pass the gradients of
 the phase's parameters are averaged across processes in one flat all-reduce,
-so every replica takes the same optimizer step.  This works for any order of
+so every replica takes the same optimizer step; buffers (batch-norm running
+statistics) are broadcast from rank 0 before each step, as DDP does.  This works for any order of
 G/D phases (unlike wrapping each net in DDP, which expects one backward per
 forward).  Parameters are broadcast from rank 0 at start.
 """
@@ -50,9 +51,15 @@ def device_for(info: DistInfo, device: torch.device) -> torch.device:
     return device
 
 
-def broadcast_module(module: torch.nn.Module) -> None:
+def broadcast_module(module: torch.nn.Module, buffers_only: bool = False) -> None:
+    """Copy rank 0's parameters and buffers (or its buffers only) to every process.
+
+    Called with ``buffers_only`` before each step, as DDP does, so that batch-norm
+    running statistics stay those of rank 0 everywhere.
+    """
     if dist.is_initialized():
-        for tensor in [*module.parameters(), *module.buffers()]:
+        tensors = [*module.buffers()] if buffers_only else [*module.parameters(), *module.buffers()]
+        for tensor in tensors:
             dist.broadcast(tensor.data, src=0)
 
 

@@ -78,6 +78,8 @@ class Trainer:
     def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         model, amp = self.model, self.cfg.train.amp
         model.train()
+        if self.dist.enabled:
+            dist.broadcast_module(model, buffers_only=True)
         batch = _to_device(batch, self.device)
         g_due = self.step % self.cfg.train.n_critic == 0
         with torch.set_grad_enabled(g_due), autocast(self.device, amp):
