@@ -56,7 +56,7 @@ class Translator:
         return self.model.translate(x, direction)[..., :h, :w].clamp(-1, 1)
 
     def __call__(self, image, direction: str = "AtoB"):
-        from .data.io import image_to_tensor, tensor_to_image
+        from .data.io import image_to_tensor, tensor_to_image, to_channels
 
         if torch.is_tensor(image):
             batched = image.dim() == 4
@@ -64,13 +64,9 @@ class Translator:
             return out if batched else out[0]
         is_pil = type(image).__module__.startswith("PIL")
         array = np.asarray(image)
-        if array.ndim == 2:
-            array = array[:, :, None]
-        c_in = self.channels(direction)[0]
-        if array.shape[2] == 4:
+        if array.ndim == 3 and array.shape[2] == 4:
             array = array[:, :, :3]
-        if array.shape[2] != c_in:
-            array = array.mean(2, keepdims=True).astype(np.uint8) if c_in == 1 else np.repeat(array, 3, 2)
+        array = to_channels(array, self.channels(direction)[0])
         out = tensor_to_image(self.translate_tensor(image_to_tensor(array)[None], direction)[0])
         if is_pil:
             from PIL import Image
