@@ -9,11 +9,18 @@ the object.  Third-party code registers its own builders with the decorator::
     def my_gen(in_channels=3, out_channels=3, width=32):
         ...
 
-and then writes ``nets: {generator: {name: my_gen, width: 16}}`` in a config.
+and then writes ``nets: {G: {name: my_gen, width: 16}}`` in a config.
+
+Each registry knows the modules that hold its built-in entries and imports them
+the first time it is looked up, so a name is found whatever was imported
+before (no import-order tricks).  User code is imported by ``--import
+MODULE`` on the command line or the ``i2i.plugins`` entry-point group (see
+:mod:`i2i.plugins`).
 """
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from typing import Any, Callable, Iterator
 
@@ -28,9 +35,17 @@ class RegistryError(KeyError):
 class Registry:
     """A named table of builders."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._builders: dict[str, Callable[..., Any]] = {}
+        self._builtins = builtins  # modules registering the built-in entries, imported on first lookup
+        self._loaded = not builtins
+
+    def _load_builtins(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._builtins:
+                importlib.import_module(module)
 
     def register(self, name: str | None = None, *, override: bool = False):
         """Decorator registering ``fn`` under ``name`` (default: its ``__name__``)."""
@@ -45,6 +60,7 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable[..., Any]:
+        self._load_builtins()
         try:
             return self._builders[name]
         except KeyError:
@@ -54,6 +70,7 @@ class Registry:
         return self.get(name)(*args, **kwargs)
 
     def names(self) -> list[str]:
+        self._load_builtins()
         return sorted(self._builders)
 
     def suggest(self, name: str) -> str | None:
@@ -72,19 +89,21 @@ class Registry:
         return dict(inspect.signature(self.get(name)).parameters)
 
     def __contains__(self, name: object) -> bool:
+        self._load_builtins()
         return name in self._builders
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load_builtins()
         return len(self._builders)
 
 
-GENERATORS = Registry("generator")
-DISCRIMINATORS = Registry("discriminator")
-GAN_LOSSES = Registry("GAN loss")
-PENALTIES = Registry("penalty")
-MODELS = Registry("model")
-DATASETS = Registry("dataset kind")
-METRICS = Registry("metric")
+GENERATORS = Registry("generator", ("i2i.nn.generators",))
+DISCRIMINATORS = Registry("discriminator", ("i2i.nn.discriminators", "i2i.nn.autoencoder"))
+GAN_LOSSES = Registry("GAN loss", ("i2i.losses",))
+PENALTIES = Registry("penalty", ("i2i.losses",))
+MODELS = Registry("model", ("i2i.models",))
+DATASETS = Registry("dataset kind", ("i2i.data.datasets",))
+METRICS = Registry("metric", ("i2i.metrics",))

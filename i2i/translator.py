@@ -7,7 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import Config, build_config
+from .config import Config
+from .configure import build_config
 from .engine.checkpoint import load_checkpoint
 from .engine.runtime import select_device
 from .models import build_model
@@ -29,30 +30,37 @@ class Translator:
     Accepts a numpy uint8 array (H x W or H x W x C), a PIL image, or a float
     tensor in [-1, 1] (C x H x W or B x C x H x W) and returns the same kind.
     Inputs of any size are padded to the generator's size multiple and the
-    output is cropped back.
+    output is cropped back.  A checkpoint trained with ``train.ema`` is used
+    with its averaged weights unless ``weights="raw"``.
     """
 
     def __init__(self, model, cfg: Config, device: torch.device) -> None:
         self.model, self.cfg, self.device = model.eval(), cfg, device
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None) -> "Translator":
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
+                        weights: str = "ema") -> "Translator":
+        from .errors import ConfigError
+
+        if weights not in ("ema", "raw"):
+            raise ConfigError(f"weights: {weights!r} is not one of ema, raw")
         device = select_device(str(device) if device else "auto", key="device")
         state = load_checkpoint(path)
         cfg = build_config(state["config"], check_paths=False)
         model = build_model(cfg)
-        model.load_state_dict(state["model"])
+        values = dict(state["model"])
+        if weights == "ema" and state.get("ema"):
+            values.update(state["ema"])
+        model.load_state_dict(values)
         return cls(model.to(device), cfg, device)
 
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:
-        c_a, c_b = self.cfg.data.in_channels, self.cfg.data.out_channels
-        return (c_a, c_b) if direction == "AtoB" else (c_b, c_a)
+        return self.model.channels(direction)
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> B x C' x H x W in [-1, 1]."""
-        multiple = getattr(self.model.generator(direction), "size_multiple", 1)
-        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), multiple)
+        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), self.model.size_multiple(direction))
         return self.model.translate(x, direction)[..., :h, :w].clamp(-1, 1)
 
     def __call__(self, image, direction: str = "AtoB"):

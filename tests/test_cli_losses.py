@@ -16,8 +16,8 @@ AUTOENCODER = {"name": "autoencoder", "ndf": 8, "n_down": 2}
 def run(tmp_path, losses, discriminator=None):
     cfg = {
         "model": "pix2pix",
-        "nets": {"generator": {"name": "unet", "num_downs": 5, "ngf": 8},
-                 "discriminator": discriminator or {"ndf": 8, "n_layers": 2}},
+        "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8},
+                 "D": discriminator or {"ndf": 8, "n_layers": 2}},
         "losses": losses,
         "data": {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2,
                  "num_workers": 0, "max_items": 4},

@@ -3,7 +3,8 @@ import pytest
 import yaml
 
 from i2i.cli.train import main as train_main
-from i2i.config import build_config, load_config, save_config, to_dict
+from i2i.config import merge, save_config, to_dict
+from i2i.configure import build_config, load_config
 from i2i.errors import ConfigError
 
 
@@ -19,32 +20,35 @@ def base_cfg(tmp_path):
 
 def test_model_defaults_are_canonical(tmp_path):
     cfg = build_config({"model": "cyclegan", "data": {"root": "builtin:shapes"}})
-    assert cfg.nets.generator.name == "resnet_9blocks"
-    assert cfg.nets.generator.params["norm"] == "instance"
+    assert cfg.nets["G"].name == "resnet_9blocks"
+    assert cfg.nets["G"].params["norm"] == "instance"
     assert cfg.losses.gan.name == "lsgan" and cfg.losses.gan.params == {"half": False}
-    assert (cfg.losses.cycle, cfg.losses.identity, cfg.model.pool_size) == (10.0, 0.5, 50)
+    assert (cfg.model.lambda_cycle, cfg.model.lambda_identity, cfg.model.pool_size) == (10.0, 0.5, 50)
     assert cfg.data.kind == "unpaired"
     p2p = build_config({"model": "pix2pix", "data": {"root": "builtin:shapes"}})
-    assert p2p.nets.generator.name == "unet_256" and p2p.nets.generator.params["dropout"] is True
-    assert (p2p.losses.gan.name, p2p.losses.l1, p2p.model.pool_size) == ("vanilla", 100.0, 0)
-    assert (p2p.train.lr, p2p.train.beta1, p2p.train.beta2) == (2e-4, 0.5, 0.999)
+    assert p2p.nets["G"].name == "unet_256" and p2p.nets["G"].params["dropout"] is True
+    assert (p2p.losses.gan.name, p2p.model.lambda_l1, p2p.model.test_batch_stats) == ("vanilla", 100.0, True)
+    assert set(p2p.optim) == {"G", "D"}
+    for group in p2p.optim.values():
+        assert (group.type, group.lr, group.betas, group.schedule) == ("adam", 2e-4, [0.5, 0.999], "linear")
 
 
 def test_base_inheritance_and_overrides(tmp_path, base_cfg):
-    child = write(tmp_path / "child.yaml", {"base": "base.yaml", "train": {"lr": 0.001}})
-    cfg = load_config(child, ["train.lr=1e-4", "data.batch_size=3", "nets.generator.ngf=8"])
+    child = write(tmp_path / "child.yaml", {"base": "base.yaml", "optim": {"G": {"lr": 0.001}}})
+    cfg = load_config(child, ["optim.G.lr=1e-4", "data.batch_size=3", "nets.G.ngf=8"])
     assert cfg.model.name == "pix2pix" and cfg.data.root == "builtin:shapes"
-    assert cfg.train.lr == pytest.approx(1e-4) and isinstance(cfg.train.lr, float)
+    assert cfg.optim["G"].lr == pytest.approx(1e-4) and isinstance(cfg.optim["G"].lr, float)
+    assert cfg.optim["D"].lr == pytest.approx(2e-4)
     assert cfg.data.batch_size == 3
-    assert cfg.nets.generator.params["ngf"] == 8
+    assert cfg.nets["G"].params["ngf"] == 8
     assert cfg.train.name == "child"
 
 
 def test_changing_a_net_name_drops_the_old_params():
     cfg = build_config({"model": "pix2pix", "data": {"root": "builtin:shapes"},
-                        "nets": {"generator": {"name": "resnet_6blocks", "ngf": 8}}})
-    assert cfg.nets.generator.name == "resnet_6blocks"
-    assert cfg.nets.generator.params == {"ngf": 8}
+                        "nets": {"G": {"name": "resnet_6blocks", "ngf": 8}}})
+    assert cfg.nets["G"].name == "resnet_6blocks"
+    assert cfg.nets["G"].params == {"ngf": 8}
     cfg = build_config({"model": "pix2pix", "data": {"root": "builtin:shapes"}, "losses": {"gan": "hinge"}})
     assert cfg.losses.gan.name == "hinge" and cfg.losses.gan.params == {}
 
@@ -52,10 +56,23 @@ def test_changing_a_net_name_drops_the_old_params():
 @pytest.mark.parametrize(
     "tree, message",
     [
-        ({"train": {"lrr": 1}}, "unknown config key 'train.lrr' (did you mean 'lr'?)"),
-        ({"nets": {"generator": {"ngff": 8}}}, "nets.generator.ngff"),
-        ({"nets": {"generator": {"name": "unet_265"}}}, "did you mean 'unet_256'"),
-        ({"train": {"lr": -0.1}}, "train.lr: must be > 0, got -0.1"),
+        ({"train": {"epochz": 1}}, "unknown config key 'train.epochz' (did you mean 'epochs'?)"),
+        ({"nets": {"G": {"ngff": 8}}}, "nets.G.ngff"),
+        ({"nets": {"G": {"name": "unet_265"}}}, "did you mean 'unet_256'"),
+        ({"nets": {"G": {"norm": "group"}}}, "nets.G.norm: 'group' is not one of batch, instance, none"),
+        ({"nets": {"generator": {"ngf": 8}}}, "nets.generator: unknown network role; this model's are: G, D"),
+        ({"optim": {"Gen": {"lr": 1}}}, "optim.Gen: unknown optimizer group; this model's are: G, D"),
+        ({"optim": {"G": {"lr": -0.1}}}, "optim.G.lr: must be > 0, got -0.1"),
+        ({"optim": {"D": {"type": "adamax"}}}, "optim.D.type: 'adamax' is not one of adam, adamw, rmsprop, sgd"),
+        ({"optim": {"D": {"betas": [0.5]}}}, "optim.D.betas: expected 2 values, got [0.5]"),
+        ({"optim": {"D": {"betas": [0.5, 1.5]}}}, "optim.D.betas: must be < 1, got [0.5, 1.5]"),
+        ({"optim": {"D": {"unit": "step"}}}, "optim.D.unit: 'step' is not one of epoch, iter"),
+        ({"model": {"lambda_l2": 1}}, "unknown config key 'model.lambda_l2' (did you mean 'lambda_l1'?)"),
+        ({"model": {"lambda_l1": "lots"}}, "model.lambda_l1: expected float, got str 'lots'"),
+        ({"model": {"lambda_l1": -1}}, "model.lambda_l1: must be >= 0, got -1.0"),
+        ({"train": {"ema": {"decay": 1.0}}}, "train.ema.decay: must be < 1, got 1.0"),
+        ({"losses": {"penalty": {"type": "r1", "every": 0}}}, "losses.penalty.every: must be >= 1, got 0"),
+        ({"imports": ["no_such_module_xyz"]}, "imports: no_such_module_xyz: cannot import (ModuleNotFoundError"),
         ({"data": {"batch_size": "four"}}, "data.batch_size: expected int"),
         ({"data": {"load_size": 128, "crop_size": 256}}, "data.crop_size: 256 is larger than data.load_size 128"),
         ({"data": {"root": "/no/such/folder"}}, "data.root: folder not found: /no/such/folder"),
@@ -69,8 +86,6 @@ def test_changing_a_net_name_drops_the_old_params():
 )
 def test_invalid_values_fail_with_the_key_path(tree, message):
     base = {"model": "pix2pix", "data": {"root": "builtin:shapes"}}
-    from i2i.config import merge
-
     with pytest.raises(ConfigError) as err:
         build_config(merge(base, tree))
     assert message in str(err.value)
@@ -78,19 +93,19 @@ def test_invalid_values_fail_with_the_key_path(tree, message):
 
 
 def test_saved_config_round_trips(tmp_path, base_cfg):
-    cfg = load_config(base_cfg, ["nets.discriminator.n_layers=2", "losses.penalty.type=r1"])
+    cfg = load_config(base_cfg, ["nets.D.n_layers=2", "losses.penalty.type=r1", "train.ema.decay=0.99"])
     save_config(cfg, tmp_path / "saved.yaml")
     again = load_config(tmp_path / "saved.yaml")
     assert to_dict(again) == to_dict(cfg)
-    assert again.nets.discriminator.params["n_layers"] == 2
+    assert again.nets["D"].params["n_layers"] == 2 and again.train.ema.decay == 0.99
     assert again.losses.penalty.type == "r1"
 
 
 def test_cli_reports_bad_config_in_one_line_with_exit_code_2(tmp_path, base_cfg, capsys):
-    code = train_main(["--config", str(base_cfg), "--set", "train.lr=-1"])
+    code = train_main(["--config", str(base_cfg), "--set", "optim.D.lr=-1"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err == "error: train.lr: must be > 0, got -1.0"
+    assert err == "error: optim.D.lr: must be > 0, got -1.0"
     assert not (tmp_path / "runs").exists()
 
 
@@ -101,3 +116,30 @@ def test_missing_config_file_and_yaml_errors(tmp_path, capsys):
     bad.write_text("model: [unclosed\n")
     assert train_main(["--config", str(bad)]) == 2
     assert "invalid YAML" in capsys.readouterr().err
+
+
+def test_optim_default_applies_to_every_group_under_its_own_keys(tmp_path):
+    path = write(tmp_path / "c.yaml", {"model": "cyclegan", "data": {"root": "builtin:shapes"},
+                                       "optim": {"default": {"type": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+                                                 "D": {"lr": 4e-3}}})
+    cfg = load_config(path, ["optim.default.grad_clip=5"])
+    assert (cfg.optim["G"].type, cfg.optim["G"].lr, cfg.optim["G"].weight_decay) == ("adamw", 1e-3, 0.01)
+    assert (cfg.optim["D"].type, cfg.optim["D"].lr) == ("adamw", 4e-3)
+    assert cfg.optim["G"].grad_clip == cfg.optim["D"].grad_clip == 5.0
+    # an override of the default wins over a group's value in the file (it is the newer layer)
+    cfg = load_config(path, ["optim.default.lr=1e-5"])
+    assert cfg.optim["D"].lr == cfg.optim["G"].lr == 1e-5
+    assert "default" not in to_dict(cfg)["optim"]
+
+
+def test_every_shipped_config_loads(tmp_path):
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).resolve().parent.parent.glob("configs/*.yaml"))
+    assert len(configs) >= 5
+    for path in configs:
+        from i2i.config import read_yaml
+
+        cfg = build_config(read_yaml(path), check_paths=False)
+        assert cfg.model.name in ("pix2pix", "cyclegan") or cfg.model.name, path
+        assert set(cfg.nets) and set(cfg.optim), path

@@ -63,7 +63,7 @@ def test_sampler_splits_one_permutation_between_ranks_and_resumes():
 def test_torchrun_two_processes_write_one_run(tmp_path):
     cfg = {
         "model": "pix2pix",
-        "nets": {"generator": {"name": "unet", "num_downs": 5, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+        "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8}, "D": {"ndf": 8, "n_layers": 2}},
         "data": {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
                  "max_items": 8},
         "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 3, "name": "ddp"},

@@ -2,26 +2,36 @@
 import pytest
 import torch
 
-from i2i.config import TrainConfig
+from i2i.config import OptimConfig, TrainConfig
 from i2i.engine.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
-from i2i.engine.runtime import check_amp, make_optimizer, select_device
+from i2i.engine.optim import make_optimizer
+from i2i.engine.runtime import check_amp, select_device
 from i2i.engine.schedule import lr_lambda
 from i2i.errors import CheckpointError, ConfigError
 from i2i.models.image_pool import ImagePool
 
 
 def test_linear_policy_matches_the_reference_rule():
-    f = lr_lambda(TrainConfig(epochs=100, epochs_decay=100, lr_policy="linear"))
+    f = lr_lambda(OptimConfig(schedule="linear"), TrainConfig(epochs=100, epochs_decay=100))
     assert [f(e) for e in (0, 99)] == [1.0, 1.0]
     assert f(100) == pytest.approx(1 - 1 / 101) and f(199) == pytest.approx(1 - 100 / 101)
 
 
 def test_step_cosine_and_constant_policies():
-    step = lr_lambda(TrainConfig(lr_policy="step", lr_step_epochs=10, lr_gamma=0.5))
+    step = lr_lambda(OptimConfig(schedule="step", step_size=10, gamma=0.5), TrainConfig())
     assert [step(e) for e in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
-    cos = lr_lambda(TrainConfig(epochs=2, epochs_decay=4, lr_policy="cosine"))
+    cos = lr_lambda(OptimConfig(schedule="cosine"), TrainConfig(epochs=2, epochs_decay=4))
     assert [cos(e) for e in (0, 2, 4, 6)] == pytest.approx([1.0, 1.0, 0.5, 0.0])
-    assert lr_lambda(TrainConfig(lr_policy="constant"))(1000) == 1.0
+    assert lr_lambda(OptimConfig(schedule="constant"), TrainConfig())(1000) == 1.0
+
+
+def test_per_iteration_schedules_count_iterations():
+    # UNIT: halve every 100k iterations
+    halve = lr_lambda(OptimConfig(schedule="step", unit="iter", step_size=100_000, gamma=0.5), TrainConfig())
+    assert [halve(t) for t in (0, 99_999, 100_000, 250_000)] == [1.0, 1.0, 0.5, 0.25]
+    # linear with an iteration clock: epochs converted at 10 iterations each
+    lin = lr_lambda(OptimConfig(schedule="linear", unit="iter"), TrainConfig(epochs=1, epochs_decay=1), 10)
+    assert lin(9) == 1.0 and lin(10) == pytest.approx(1 - 1 / 11) and lin(19) == pytest.approx(1 - 10 / 11)
 
 
 def test_image_pool_returns_new_or_stored_fakes_and_round_trips():
@@ -58,7 +68,7 @@ def test_fused_adam_on_cpu_matches_the_plain_one():
     torch.manual_seed(0)
     a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
     b.load_state_dict(a.state_dict())
-    opt_a = make_optimizer(a.parameters(), 1e-2, (0.5, 0.999), torch.device("cpu"))
+    opt_a = make_optimizer(list(a.parameters()), OptimConfig(lr=1e-2, betas=[0.5, 0.999]), torch.device("cpu"))
     opt_b = torch.optim.Adam(b.parameters(), lr=1e-2, betas=(0.5, 0.999))
     for _ in range(5):
         x = torch.randn(8, 4)

@@ -15,11 +15,11 @@ from i2i.engine.checkpoint import list_checkpoints, load_checkpoint
 TINY = {
     "pix2pix": {
         "model": "pix2pix",
-        "nets": {"generator": {"name": "unet", "num_downs": 5, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+        "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8}, "D": {"ndf": 8, "n_layers": 2}},
     },
     "cyclegan": {
         "model": "cyclegan",
-        "nets": {"generator": {"name": "resnet", "n_blocks": 2, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+        "nets": {"G": {"name": "resnet", "n_blocks": 2, "ngf": 8}, "D": {"ndf": 8, "n_layers": 2}},
     },
 }
 
@@ -65,7 +65,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     resumed = load_checkpoint(cut)
     assert resumed["step"] == full["step"] == 8 and resumed["epoch"] == full["epoch"] == 2
     # linear decay over 1 + 1 epochs: 2e-4 in epoch 0, 2e-4 * (1 - 1/2) in epoch 1, then 0
-    lrs = {r["step"]: r["train/lr"] for r in map(json.loads, (cut / "metrics.jsonl").read_text().splitlines())}
+    lrs = {r["step"]: r["train/lr_G"] for r in map(json.loads, (cut / "metrics.jsonl").read_text().splitlines())}
     assert [lrs[s] for s in range(1, 9)] == pytest.approx([2e-4] * 4 + [1e-4] * 4)
     assert resumed["optimizers"]["G"]["param_groups"][0]["lr"] == 0.0
     assert len(resumed["model"]["pool_A._extra_state"]["images"]) > 0
@@ -129,7 +129,7 @@ def test_translate_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and "--input not found" in capsys.readouterr().err
     code = translate_main(["--checkpoint", str(tmp_path / "runs" / "pix2pix"), "--input", str(tmp_path),
                            "--output", str(tmp_path / "o"), "--direction", "BtoA"])
-    assert code == 1 and "pix2pix translates in its trained direction only" in capsys.readouterr().err
+    assert code == 1 and "pix2pix translates AtoB only, not BtoA" in capsys.readouterr().err
 
 
 def test_translator_accepts_numpy_pil_and_tensors(tmp_path):

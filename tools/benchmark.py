@@ -11,8 +11,8 @@ and thread count overridden, and reports:
   images costs more than decoding files),
 * ``peak_rss_gb``: the peak resident memory of that process (GiB, 2**30 bytes).
 
-The ``reference`` fields are the figures of the reference implementation on a
-2-core CPU machine at the same settings, for side-by-side comparison.
+Comparisons with other implementations are measured side by side on the same
+machine with ``../shared/bench/side_by_side.sh``, not stored here.
 
     python tools/benchmark.py --out bench.json
     python tools/benchmark.py --cases cyclegan_128 --steps 10 --device cuda
@@ -37,19 +37,16 @@ CASES = {
         "config": "configs/cyclegan_horse2zebra.yaml",
         "set": ["data.load_size=143", "data.crop_size=128", "data.batch_size=1"],
         "data": "datasets/facades_unpaired",  # tools/split_aligned.py output; else the built-in data
-        "reference": {"sec_per_it": 2.28, "peak_rss_gb": 1.96},
     },
     "cyclegan_128_6blocks": {
         "config": "configs/cyclegan_horse2zebra.yaml",
-        "set": ["data.load_size=143", "data.crop_size=128", "data.batch_size=1", "nets.generator.name=resnet_6blocks"],
+        "set": ["data.load_size=143", "data.crop_size=128", "data.batch_size=1", "nets.G.name=resnet_6blocks"],
         "data": "datasets/facades_unpaired",
-        "reference": None,
     },
     "pix2pix_256": {
         "config": "configs/pix2pix_facades.yaml",
         "set": ["data.load_size=286", "data.crop_size=256", "data.batch_size=1"],
         "data": "../shared/data/facades",
-        "reference": {"sec_per_it": 0.68, "peak_rss_gb": 2.92},
     },
 }
 
@@ -79,7 +76,6 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3),
         "steps_timed": len(times),
         "data": data,
-        "reference": case["reference"],
     }
     return result
 

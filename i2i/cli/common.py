@@ -12,9 +12,18 @@ def add_debug(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
 
 
+def add_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a module (dotted name or .py file) that registers networks, losses, "
+                             "datasets or translators; repeatable")
+
+
 def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Call ``fn(args)``; user errors become one line on stderr and an exit code."""
     try:
+        from ..plugins import load_plugins
+
+        load_plugins(getattr(args, "imports", []))
         return fn(args)
     except I2IError as exc:
         if args.debug:

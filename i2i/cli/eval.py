@@ -29,7 +29,7 @@ from .. import metrics as _metrics  # noqa: F401 - registers the metrics
 from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
 from ..registry import METRICS, RegistryError
-from .common import add_debug, run
+from .common import add_debug, add_import, run
 
 
 class PairingError(DataError):
@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="folder of ground-truth class-index PNGs for seg")
     p.add_argument("--ignore-index", type=int, help="seg: ground-truth label value not counted (e.g. 0 or 255)")
     p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS or the torch hub cache)")
+    add_import(p)
     add_debug(p)
     return p
 

@@ -6,17 +6,19 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..config import build_config, load_config, merge, parse_overrides, save_config
+from ..config import save_config
+from ..configure import build_config, combine, load_config
 from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
 from ..errors import ConfigError
-from .common import add_debug, run
+from .common import add_debug, add_import, run
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].strip("`: "))
     p.add_argument("--config", help="YAML config file")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. train.lr=1e-4")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. optim.G.lr=1e-4 (optim.default.lr: every group)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint (or a .pt file)")
+    add_import(p)
     add_debug(p)
     return p
 
@@ -54,7 +56,7 @@ def train(args: argparse.Namespace) -> int:
         ckpt = resolve_checkpoint(args.resume)
         state = load_checkpoint(ckpt)
         run_dir = ckpt.parent.parent
-        cfg = build_config(merge(state["config"], parse_overrides(args.set)))
+        cfg = build_config(combine(state["config"], args.set))
     elif args.config:
         cfg = load_config(args.config, args.set)
         run_dir = _shared_run_dir(cfg.train.out_dir, cfg.train.name)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import DataError, I2IError
-from .common import add_debug, run
+from .common import add_debug, add_import, run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
                    help="write outputs in this format (png, jpg, webp...) instead of the input's; names keep their stems")
     p.add_argument("--aligned", action="store_true",
                    help="inputs hold A|B side by side (pix2pix layout): translate the A half (the B half with BtoA)")
+    p.add_argument("--weights", default="ema", choices=["ema", "raw"],
+                   help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
+    add_import(p)
     add_debug(p)
     return p
 
@@ -67,10 +70,10 @@ def translate_folder(args: argparse.Namespace) -> int:
     out_root = Path(args.output)
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
     skipped = len(jobs) - len(todo)
-    translator = load_translator(args.checkpoint, device=args.device)
+    translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
     torch.manual_seed(args.seed)
     try:
-        translator.model.generator(args.direction)
+        translator.model.check_direction(args.direction)
     except ValueError as exc:
         raise I2IError(f"--direction {args.direction}: {exc}") from None
     c_in = translator.channels(args.direction)[0]

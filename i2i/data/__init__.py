@@ -29,6 +29,20 @@ def build_dataset(cfg: DataConfig, train: bool = True, phase: str | None = None)
     return DATASETS.build(cfg.kind, cfg, train, phase or cfg.phase)
 
 
+def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = True) -> None:
+    """One-line ConfigError for an unknown dataset kind, or a root that is not set or not there."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    if cfg.kind not in DATASETS:
+        raise ConfigError(f"{path}.kind: {DATASETS._unknown(cfg.kind)}")
+    if not cfg.root:
+        raise ConfigError(f"{path}.root: not set (a dataset folder, or builtin:NAME)")
+    if check_paths and not is_builtin(cfg.root) and not Path(cfg.root).is_dir():
+        raise ConfigError(f"{path}.root: folder not found: {cfg.root}")
+
+
 def seed_worker(worker_id: int) -> None:
     """Seed numpy and ``random`` in a DataLoader worker from torch's per-worker seed."""
     seed = torch.initial_seed() % 2**32
@@ -64,6 +78,6 @@ def build_loader(dataset: Dataset, cfg: DataConfig, train: bool, seed: int = 0,
 
 
 __all__ = [
-    "BUILTINS", "IMAGE_EXTENSIONS", "build_dataset", "build_loader", "build_transform", "image_to_tensor",
+    "BUILTINS", "IMAGE_EXTENSIONS", "build_dataset", "check_data_config", "build_loader", "build_transform", "image_to_tensor",
     "is_builtin", "list_images", "read_image", "ResumableSampler", "seed_worker", "tensor_to_image", "write_image",
 ]

@@ -1,16 +1,41 @@
-"""Evaluation during training: translate a validation set, score it, keep the best."""
+"""Evaluation during training: translate a validation set, score it, keep the best.
+
+Evaluation never changes training: RNG streams, batch-norm statistics and train/eval
+modes are restored afterwards, so a run with ``eval.every`` set trains exactly as
+one without.
+"""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from typing import Iterator
 
 import torch
+from torch import nn
+
 from ..config import Config
 from ..data import build_dataset, build_loader
 from ..metrics import MetricSuite, higher_is_better, read_palette
+from ..models import preserved_buffers
+from .runtime import rng_state, set_rng_state
+
+
+@contextlib.contextmanager
+def untouched(model: nn.Module) -> Iterator[None]:
+    """Restore the RNG states, buffers and train/eval modes of ``model`` on exit."""
+    rng = rng_state()
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        with preserved_buffers(model):
+            yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        set_rng_state(rng)
 
 
 class Evaluator:
-    """Translates ``eval.root`` (phase ``eval.phase``) A->B and scores it against B.
+    """Translates ``eval.root`` (phase ``eval.phase``) in ``eval.direction`` and scores it against the other side.
 
     The metric suite (and its Inception network, for fid/kid/is) is built once;
     reference statistics of the validation targets are kept between evaluations.
@@ -23,20 +48,19 @@ class Evaluator:
         palette = read_palette(cfg.eval.palette) if cfg.eval.palette else None
         self.suite = MetricSuite(list(cfg.eval.metrics), device=device, palette=palette,
                                  inception_weights=cfg.eval.inception_weights or None)
+        self.direction = cfg.eval.direction
         self.device = device
         self.runs = 0
 
     @torch.no_grad()
     def run(self, model) -> dict[str, float]:
         self.suite.reset(keep_reference=self.runs > 0)
-        was_training = model.training
-        model.eval()
-        try:
+        src, dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
+        with untouched(model):
+            model.eval()
             for batch in self.loader:
-                pred = model.translate(batch["A"].to(self.device))
-                self.suite.update(pred.float(), batch["B"].to(self.device))
-        finally:
-            model.train(was_training)
+                pred = model.translate(batch[src].to(self.device), self.direction)
+                self.suite.update(pred.float(), batch[dst].to(self.device))
         self.runs += 1
         return self.suite.compute()
 

@@ -1,13 +1,15 @@
 """The one training loop, for every translator.
 
-The model says what an iteration computes (:class:`i2i.models.TranslationModel`);
-the trainer runs it: device and mixed precision, one optimizer and lr schedule
-per phase, D frozen during the G step, gradients cleared with ``set_to_none``,
-distributed gradient averaging, progress bar, logs, samples, evaluation and
-resumable checkpoints.
+The model says what an iteration computes (:mod:`i2i.models.base`): its
+optimizer groups, its phases and their losses.  The trainer runs it: device and
+mixed precision, one optimizer and lr schedule per group, frozen groups per
+phase, phase intervals, gradient clipping, distributed gradient averaging, the
+EMA of the inference networks, progress bar, logs, samples, evaluation and
+resumable checkpoints.  It names no model, network or group.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -21,10 +23,10 @@ from ..data import build_dataset, build_loader
 from ..models import build_model
 from . import distributed as dist
 from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
+from .ema import EMA
 from .logger import RunLogger
-from .runtime import (autocast, check_amp, make_optimizer, make_scaler, rng_state, seed_everything, select_device,
-                      set_rng_state)
-from .schedule import lr_lambda
+from .optim import group_parameters, make_optimizer, make_scheduler
+from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -54,15 +56,17 @@ class Trainer:
 
         self.model = build_model(cfg).to(self.device)
         dist.broadcast_module(self.model)
-        self.groups = self.model.param_groups()
-        t = cfg.train
-        self.optimizers = {
-            phase: make_optimizer(params, (t.lr_d or t.lr) if phase == "D" else t.lr, (t.beta1, t.beta2), self.device)
-            for phase, params in self.groups.items()
-        }
-        policy = lr_lambda(t)
-        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, policy) for k, o in self.optimizers.items()}
-        self.scaler = make_scaler(self.device, t.amp)
+        modules = self.model.optim_groups()
+        if set(modules) != set(cfg.optim):
+            raise ValueError(f"{cfg.model.name}: optim_groups() returns {sorted(modules)}, "
+                             f"the config has {sorted(cfg.optim)}")
+        self.params = group_parameters(modules)
+        self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
+        self.schedulers = {g: make_scheduler(o, cfg.optim[g], cfg.train, self.steps_per_epoch)
+                           for g, o in self.optimizers.items()}
+        self.scaler = make_scaler(self.device, cfg.train.amp)
+        ema_cfg, group = cfg.train.ema, self.model.ema_group
+        self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
         if resume is not None:
@@ -81,26 +85,33 @@ class Trainer:
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
         batch = _to_device(batch, self.device)
-        g_due = self.step % self.cfg.train.n_critic == 0
-        with torch.set_grad_enabled(g_due), autocast(self.device, amp):
+        due = [phase for phase in model.phases() if self.step % phase.every == 0]
+        with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):
             out = model.generate(batch)
         logs: dict[str, torch.Tensor] = {}
-        for phase in model.phases:
-            if phase == "G" and not g_due:
-                continue
-            frozen = self.groups.get(model.frozen_during.get(phase, ""), [])
+        for phase in due:
+            frozen = [p for g in phase.frozen for p in self.params[g]]
             _set_requires_grad(frozen, False)
             with autocast(self.device, amp):
-                loss, phase_logs = model.loss(phase, batch, out)
-            opt = self.optimizers[phase]
+                loss, phase_logs = model.loss(phase.name, batch, out)
+            opt, params = self.optimizers[phase.group], self.params[phase.group]
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            dist.average_gradients(self.groups[phase])
+            dist.average_gradients(params)
+            clip = self.cfg.optim[phase.group].grad_clip
+            if clip:
+                self.scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(params, clip)
             self.scaler.step(opt)
-            model.after_step(phase)
+            self.scaler.update()
+            model.after_step(phase.name)
             _set_requires_grad(frozen, True)
             logs.update(phase_logs)
-        self.scaler.update()
+        for group, sched in self.schedulers.items():
+            if self.cfg.optim[group].unit == "iter":
+                sched.step()
+        if self.ema is not None:
+            self.ema.update(self.step + 1)
         return logs, out
 
     # ------------------------------------------------------------------ the loop
@@ -115,7 +126,8 @@ class Trainer:
         cfg, total = self.cfg, self.total_steps
         bar = tqdm(total=total, initial=self.step, desc=cfg.train.name or "train", unit="it",
                    disable=not (cfg.log.progress and self.dist.is_main), dynamic_ncols=True)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         count, tic, last = 0, time.perf_counter(), None
         finished = False
         deadline = time.monotonic() + 60 * cfg.train.time_budget_min if cfg.train.time_budget_min else math.inf
@@ -128,22 +140,23 @@ class Trainer:
                     self.step += 1
                     self.batch_in_epoch += 1
                     epoch_done = self.batch_in_epoch >= self.steps_per_epoch
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + float(v)
+                    for k, v in logs.items():  # kept on the device until logged
+                        sums[k] = sums[k] + v if k in sums else v.float()
+                        counts[k] = counts.get(k, 0) + 1
                     count += 1
                     bar.update(1)
                     finished = self.step >= total
                     if deadline != math.inf:
                         finished = finished or dist.any_rank(time.monotonic() > deadline, self.device)
                     if self.step % cfg.log.every == 0 or finished:
-                        means = {k: v / count for k, v in sums.items()}
+                        means = {k: float(v) / counts[k] for k, v in sums.items()}
                         means.update(self.model.loss_logs())
-                        means["lr"] = self.optimizers["G"].param_groups[0]["lr"]
+                        means.update({f"lr_{g}": o.param_groups[0]["lr"] for g, o in self.optimizers.items()})
                         means["sec_per_it"] = (time.perf_counter() - tic) / count
                         bar.set_postfix({k: f"{v:.3g}" for k, v in list(means.items())[:6]})
                         if self.logger:
                             self.logger.scalars(self.step, means)
-                        sums, count, tic = {}, 0, time.perf_counter()
+                        sums, counts, count, tic = {}, {}, 0, time.perf_counter()
                     if self.logger and (self.step % cfg.log.sample_every == 0 or finished):
                         self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
                     if self.evaluator and (self.step % cfg.eval.every == 0 or finished):
@@ -165,11 +178,19 @@ class Trainer:
     def _end_epoch(self) -> None:
         self.epoch += 1
         self.batch_in_epoch = 0
-        for sched in self.schedulers.values():
-            sched.step()
+        for group, sched in self.schedulers.items():
+            if self.cfg.optim[group].unit == "epoch":
+                sched.step()
+
+    def inference_weights(self):
+        """Context in which the model holds the weights evaluation uses (EMA unless ``eval.ema: false``)."""
+        if self.ema is not None and self.cfg.eval.ema:
+            return self.ema.applied()
+        return contextlib.nullcontext()
 
     def evaluate(self) -> dict[str, float]:
-        scores = self.evaluator.run(self.model)
+        with self.inference_weights():
+            scores = self.evaluator.run(self.model)
         self.logger.scalars(self.step, scores, prefix="eval")
         key = self.cfg.eval.best
         if key and key in scores:
@@ -181,7 +202,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
-        return {
+        state = {
             "config": to_dict(self.cfg),
             "step": self.step,
             "epoch": self.epoch,
@@ -194,6 +215,9 @@ class Trainer:
             "loss_state": self.model.loss_state(),
             "rng": rng_state(),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def save(self) -> Path | None:
         if not self.dist.is_main:
@@ -210,6 +234,11 @@ class Trainer:
             s.load_state_dict(state["schedulers"][k])
         self.scaler.load_state_dict(state["scaler"])
         self.model.load_loss_state(state.get("loss_state", {}))
+        if self.ema is not None:
+            if "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            else:  # EMA switched on at resume: start from the current weights
+                self.ema.update(0)
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self.best = state.get("best")

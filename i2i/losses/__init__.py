@@ -8,14 +8,10 @@ from ``PENALTIES``::
     loss_d = gan.d_loss(D(real), D(fake.detach())) + pen(D, real, fake.detach())
     loss_g = gan.g_loss(D(fake), D(real) if gan.needs_real_for_g else None)
     gan.after_d_step(D)  # after the D optimizer step (WGAN weight clipping)
-
-Importing this package also registers the ``autoencoder`` discriminator used
-by the energy-based objectives.
 """
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..nn import autoencoder as _autoencoder  # noqa: F401  (registers 'autoencoder')
 from ..registry import GAN_LOSSES, PENALTIES, Registry
 from . import adversarial, consistency, energy, fgan, penalties, reconstruction, relativistic  # noqa: F401
 from .base import GANLoss
@@ -49,8 +45,14 @@ def build_penalty(type: str, weight: float, **params) -> Penalty | None:
     return _build(PENALTIES, type, "losses.penalty", weight=weight, **params)
 
 
+def check_losses(cfg) -> None:
+    """Build the objective and penalty of a ``losses:`` section once, so a bad name or parameter fails early."""
+    build_gan_loss(cfg.gan.name, **cfg.gan.params)
+    build_penalty(cfg.penalty.type, cfg.penalty.weight, **cfg.penalty.params)
+
+
 def gan_loss_names() -> list[str]:
     return GAN_LOSSES.names()
 
 
-__all__ = ["GANLoss", "Penalty", "build_gan_loss", "build_penalty", "gan_loss_names"]
+__all__ = ["GANLoss", "Penalty", "build_gan_loss", "build_penalty", "check_losses", "gan_loss_names"]

@@ -10,10 +10,10 @@ from .inception import InceptionFeatures, find_inception_weights, load_inception
 from .segmentation import (colors_to_labels, confusion_matrix, read_palette, scores_from_confusion,
                            segmentation_scores)
 from .accumulators import Batch
-from .suite import MetricSuite, higher_is_better
+from .suite import MetricSuite, check_metric_names, higher_is_better
 
 __all__ = [
-    "MetricSuite", "Batch", "higher_is_better",
+    "MetricSuite", "Batch", "check_metric_names", "higher_is_better",
     "frechet_distance", "feature_statistics", "fid_from_features", "trace_sqrt_product",
     "kid", "mmd2_unbiased", "polynomial_kernel", "inception_score",
     "psnr", "psnr_per_image", "ssim", "ssim_per_image", "rgb_to_y", "quantize",

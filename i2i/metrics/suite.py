@@ -32,6 +32,18 @@ def higher_is_better(name: str) -> bool:
     return table[name]
 
 
+def check_metric_names(names: list[str], path: str = "eval.metrics", best: str = "") -> None:
+    """One-line ConfigError for an unknown metric (or an unknown ``best`` output)."""
+    for i, name in enumerate(names):
+        if name not in METRICS:
+            raise ConfigError(f"{path}[{i}]: {METRICS._unknown(name)}")
+    if best:
+        try:
+            higher_is_better(best)
+        except ConfigError as exc:
+            raise ConfigError(f"{path.rsplit('.', 1)[0]}.best: {exc}") from None
+
+
 class MetricSuite:
     """Accumulates the metrics ``names`` over ``update`` calls; ``compute`` returns name -> value.
 

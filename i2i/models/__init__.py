@@ -1,11 +1,12 @@
 """Translators, one file each; importing this package registers them in MODELS."""
 from ..registry import MODELS
-from .base import TranslationModel
+from .adversarial import AdversarialModel
+from .base import Model, Phase, preserved_buffers, scalar_logs
 from . import cyclegan, pix2pix  # noqa: F401  (registration)
 
 
-def build_model(cfg) -> TranslationModel:
-    return MODELS.build(cfg.model.name, cfg)
+def build_model(cfg) -> Model:
+    return MODELS.get(cfg.model.name)(cfg)
 
 
-__all__ = ["TranslationModel", "build_model", "MODELS"]
+__all__ = ["AdversarialModel", "Model", "Phase", "build_model", "preserved_buffers", "scalar_logs", "MODELS"]

@@ -1,110 +1,145 @@
-"""The translator interface: what one training iteration computes.
+"""The translator contract: what a model declares and what one training iteration computes.
 
-A model owns its networks and says, for one batch,
+A translator is one registered class.  It declares
 
-* ``generate(batch)``: the generator outputs, computed once per iteration;
-* ``loss(phase, batch, out)``: the loss of each optimizer phase (``"G"``, ``"D"``),
-  reusing ``out`` (detached for D);
-* ``phases``: the order of the phases; ``param_groups()``: the parameters each
-  phase's optimizer steps.
+* ``Settings``: a dataclass (subclass of :class:`~i2i.config.ModelSettings`) of its
+  own settings, the ``model:`` section of a config; its defaults are the paper's;
+* ``roles``: network role -> registry (``nets:`` holds one section per role);
+* ``groups``: its optimizer groups (``optim:`` holds one section per group), and
+  ``optim_groups()`` returns the modules of each (a module shared by two networks
+  is listed once, so each parameter is stepped by exactly one optimizer);
+* ``phases()``: the optimizer phases of an iteration, in order, each naming its
+  group, the groups frozen while it runs and its interval;
+* ``defaults``: config values (nets, optim, data...) merged under the user's file;
 
-The trainer (:mod:`i2i.engine.trainer`) owns everything else: device, mixed
-precision, gradient clearing and scaling, freezing D during the G step,
-distributed gradient averaging, schedules, logging and checkpoints.
+and computes ``generate(batch)`` once per iteration, then ``loss(phase, batch,
+out)`` per phase.  Inference goes through ``translate(x, direction)`` (or
+``sample(n)`` for models that generate from noise), which never changes
+training state.  The engine (:mod:`i2i.engine`) does everything else.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from ..config import Config
-from ..losses import build_gan_loss, build_penalty
+from ..config import Config, ModelSettings
 
 
-class TranslationModel(nn.Module):
-    #: canonical config values of this translator, merged under the user's file
+@dataclass(frozen=True)
+class Phase:
+    """One optimizer step of an iteration."""
+
+    name: str  #: passed to ``model.loss``; prefixes nothing, names the phase in errors
+    group: str  #: the optimizer group it steps
+    frozen: tuple[str, ...] = ()  #: groups whose parameters get no gradient while it runs
+    every: int = 1  #: runs at iterations where ``step % every == 0``
+    grad_through_outputs: bool = False  #: backpropagates through ``generate``'s outputs
+
+
+@contextlib.contextmanager
+def preserved_buffers(module: nn.Module) -> Iterator[None]:
+    """Restore every buffer of ``module`` (batch-norm running statistics...) on exit."""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
+
+
+class Model(nn.Module):
+    """Base of every translator (see the module docstring for the contract)."""
+
+    Settings: type = ModelSettings
+    roles: dict = {}
+    groups: tuple[str, ...] = ()
     defaults: dict = {}
-    #: optimizer phases, in the order they run each iteration
-    phases: tuple[str, ...] = ("D", "G")
-    #: phase -> parameter group frozen (requires_grad=False) while that phase runs
-    frozen_during: dict[str, str] = {"G": "D"}
-    #: multiplier of D's loss; the reference implementations halve it to slow D down
-    d_loss_weight: float = 0.5
+    #: optimizer group whose modules make the inference networks (averaged by ``train.ema``)
+    ema_group: str | None = None
+    #: directions ``translate`` accepts (empty: the model samples instead)
+    directions: tuple[str, ...] = ("AtoB",)
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
         self.cfg = cfg
-        self.gan = build_gan_loss(cfg.losses.gan.name, **cfg.losses.gan.params)
-        pen = cfg.losses.penalty
-        if pen.type != "none":
-            self.penalty = build_penalty(pen.type, pen.weight, **pen.params)
-        elif getattr(self.gan, "default_penalty", None):
-            kind, weight = self.gan.default_penalty
-            self.penalty = build_penalty(kind, weight)
-        else:
-            self.penalty = None
+        self.settings = cfg.model
 
-    # ------------------------------------------------------------------ to override
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Checks across sections that only this model knows (one-line ConfigError)."""
+
+    # ------------------------------------------------------------------ training
+    def optim_groups(self) -> dict[str, list[nn.Module]]:
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
         raise NotImplementedError
 
     def generate(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """What every phase of the iteration shares (generator outputs), computed once."""
+        return {}
 
     def loss(self, phase: str, batch: dict[str, Any], out: dict[str, torch.Tensor]):
-        """Return ``(loss, logs)`` for ``phase``; logs maps names to detached scalars."""
+        """``(loss, logs)`` of ``phase``; logs maps names to detached scalar tensors."""
         raise NotImplementedError
 
-    def discriminators(self) -> list[nn.Module]:
-        return []
-
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """Generator output for ``x``; with ``model.test_batch_stats`` the generator runs
-        as in training (batch statistics of ``x``, dropout on), as the pix2pix paper does."""
-        gen = self.generator(direction)
-        was_training = gen.training
-        gen.train(self.cfg.model.test_batch_stats)
-        try:
-            return gen(x)
-        finally:
-            gen.train(was_training)
-
-    def generator(self, direction: str = "AtoB") -> nn.Module:
-        raise NotImplementedError
+    def after_step(self, phase: str) -> None:
+        """Called after the optimizer step of ``phase`` (weight clipping...)."""
 
     def visuals(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images (B x C x H x W in [-1, 1]) shown side by side in sample grids."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ shared pieces
-    def after_step(self, phase: str) -> None:
-        if phase == "D":
-            for d in self.discriminators():
-                self.gan.after_d_step(d)
-
-    def d_loss(self, D: nn.Module, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
-        """Adversarial + penalty loss of one discriminator (``fake_in`` already detached)."""
-        real_logits, fake_logits = D(real_in), D(fake_in)
-        loss = self.gan.d_loss(real_logits, fake_logits)
-        if self.penalty is not None:
-            loss = loss + self.penalty(D, real_in, fake_in, real_logits=real_logits, fake_logits=fake_logits)
-        return self.d_loss_weight * loss
-
-    def g_adv_loss(self, D: nn.Module, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
-        real_logits = D(real_in) if self.gan.needs_real_for_g else None
-        return self.gan.g_loss(D(fake_in), real_logits)
-
     def loss_state(self) -> dict:
-        return self.gan.state_dict()
+        return {}
 
     def load_loss_state(self, state: dict) -> None:
-        self.gan.load_state_dict(state)
+        pass
 
     def loss_logs(self) -> dict[str, float]:
-        return self.gan.logs()
+        return {}
+
+    # ------------------------------------------------------------------ inference
+    def generator(self, direction: str = "AtoB") -> nn.Module:
+        raise NotImplementedError
+
+    def check_direction(self, direction: str) -> None:
+        if direction not in self.directions:
+            if not self.directions:
+                raise ValueError(f"{self.settings.name} generates from noise and does not translate")
+            raise ValueError(f"{self.settings.name} translates {' and '.join(self.directions)} only, not {direction}")
+
+    def channels(self, direction: str = "AtoB") -> tuple[int, int]:
+        """(input, output) channels of a translation in ``direction``."""
+        c_a, c_b = self.cfg.data.in_channels, self.cfg.data.out_channels
+        return (c_a, c_b) if direction == "AtoB" else (c_b, c_a)
+
+    def size_multiple(self, direction: str = "AtoB") -> int:
+        return int(getattr(self.generator(direction), "size_multiple", 1))
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """Generator output for ``x``.  With ``test_batch_stats`` in the settings the generator
+        runs as in training (batch statistics of ``x``, dropout on, as the pix2pix paper does),
+        and its running statistics are restored afterwards."""
+        self.check_direction(direction)
+        gen = self.generator(direction)
+        was_training = gen.training
+        gen.train(bool(getattr(self.settings, "test_batch_stats", False)))
+        try:
+            with preserved_buffers(gen):
+                return gen(x)
+        finally:
+            gen.train(was_training)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        raise NotImplementedError(f"{self.settings.name} translates images and does not sample from noise")
 
 
 def scalar_logs(**values: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,62 +2,77 @@
 
 Defaults follow the paper and its reference code: U-Net 256 generator with
 batch norm and dropout, 70x70 PatchGAN on the concatenated (A, B) pair,
-vanilla GAN loss, lambda_L1 = 100, Adam(2e-4, 0.5, 0.999), no image pool; at
-test time batch norm uses the test batch's statistics and dropout stays on.
+vanilla GAN loss, lambda_L1 = 100, Adam(2e-4, 0.5, 0.999), 100 epochs at
+constant lr then 100 of linear decay, no image pool; at test time batch norm
+uses the test batch's statistics and dropout stays on.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..config import ModelSettings, rule
 from ..nn import build_discriminator, build_generator
-from ..registry import MODELS
-from .base import TranslationModel, scalar_logs
+from ..registry import DISCRIMINATORS, GENERATORS, MODELS
+from .adversarial import AdversarialModel
+from .base import scalar_logs
+
+ADAM = {"type": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "schedule": "linear"}
+
+
+@dataclass
+class Pix2PixSettings(ModelSettings):
+    name: str = "pix2pix"
+    lambda_l1: float = rule(100.0, ge=0)  #: weight of L1(G(A), B)
+    #: inference normalizes with the test batch's statistics, dropout on (as in the paper)
+    test_batch_stats: bool = True
 
 
 @MODELS.register("pix2pix")
-class Pix2Pix(TranslationModel):
+class Pix2Pix(AdversarialModel):
+    Settings = Pix2PixSettings
+    roles = {"G": GENERATORS, "D": DISCRIMINATORS}
     defaults = {
-        "model": {"pool_size": 0, "test_batch_stats": True},
         "nets": {
-            "generator": {"name": "unet_256", "ngf": 64, "norm": "batch", "dropout": True},
-            "discriminator": {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"},
+            "G": {"name": "unet_256", "ngf": 64, "norm": "batch", "dropout": True},
+            "D": {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "batch"},
         },
-        "losses": {"gan": {"name": "vanilla"}, "l1": 100.0},
+        "losses": {"gan": {"name": "vanilla"}},
+        "optim": {"G": ADAM, "D": ADAM},
         "data": {"kind": "aligned"},
     }
-    phases = ("D", "G")
+    phase_order = ("D", "G")
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
         c_in, c_out = cfg.data.in_channels, cfg.data.out_channels
-        self.G = build_generator(cfg.nets.generator, c_in, c_out)
-        self.D = build_discriminator(cfg.nets.discriminator, c_in + c_out)
-        self.lambda_l1 = cfg.losses.l1
+        self.G = build_generator(cfg.nets["G"], c_in, c_out)
+        self.D = build_discriminator(cfg.nets["D"], c_in + c_out)
 
-    def param_groups(self):
-        return {"G": list(self.G.parameters()), "D": list(self.D.parameters())}
+    def generators(self):
+        return [self.G]
 
     def discriminators(self):
         return [self.D]
 
     def generator(self, direction="AtoB"):
-        if direction != "AtoB":
-            raise ValueError("pix2pix translates in its trained direction only (AtoB)")
+        self.check_direction(direction)
         return self.G
 
     def generate(self, batch):
         return {"fake_B": self.G(batch["A"])}
 
-    def loss(self, phase, batch, out):
+    def d_terms(self, batch, out):
+        real_A = batch["A"]
+        return [("D", self.D, torch.cat([real_A, batch["B"]], 1), torch.cat([real_A, out["fake_B"].detach()], 1))]
+
+    def g_loss(self, batch, out):
         real_A, real_B, fake_B = batch["A"], batch["B"], out["fake_B"]
-        real_in = torch.cat([real_A, real_B], 1)
-        if phase == "D":
-            loss = self.d_loss(self.D, real_in, torch.cat([real_A, fake_B.detach()], 1))
-            return loss, scalar_logs(D=loss)
-        adv = self.g_adv_loss(self.D, real_in, torch.cat([real_A, fake_B], 1))
+        adv = self.g_adv_loss(self.D, torch.cat([real_A, real_B], 1), torch.cat([real_A, fake_B], 1))
         l1 = F.l1_loss(fake_B, real_B)
-        return adv + self.lambda_l1 * l1, scalar_logs(G_gan=adv, G_L1=l1)
+        return adv + self.settings.lambda_l1 * l1, scalar_logs(G_gan=adv, G_L1=l1)
 
     def visuals(self, batch, out):
         return [batch["A"], out["fake_B"], batch["B"]]

@@ -2,9 +2,9 @@
 
 Importing this package registers the built-in generators and discriminators.
 """
-from . import blocks, build, discriminators, generators, init, norms  # noqa: F401  (registration)
-from .build import build_discriminator, build_generator
+from . import autoencoder, blocks, build, discriminators, generators, init, norms  # noqa: F401  (registration)
+from .build import build_discriminator, build_generator, check_net
 from .init import apply_spectral_norm, init_weights
 from .norms import norm_layer
 
-__all__ = ["build_generator", "build_discriminator", "init_weights", "norm_layer", "apply_spectral_norm"]
+__all__ = ["build_generator", "build_discriminator", "check_net", "init_weights", "norm_layer", "apply_spectral_norm"]

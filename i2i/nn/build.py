@@ -5,9 +5,28 @@ import inspect
 
 from torch import nn
 
-from ..config import NetConfig
+from ..config import NetConfig, unknown_key
+from ..errors import ConfigError
 from ..registry import DISCRIMINATORS, GENERATORS, Registry
 from .init import apply_spectral_norm, init_weights
+from .norms import NORMS
+
+_CHANNELS = ("in_channels", "out_channels")
+
+
+def check_net(path: str, cfg: NetConfig, registry: Registry) -> None:
+    """One-line ConfigError for an unknown builder, keyword or norm of network section ``path``."""
+    if cfg.name not in registry:
+        raise ConfigError(f"{path}.name: {registry._unknown(cfg.name)}")
+    params = registry.parameters(cfg.name)
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        allowed = [k for k in params if k not in _CHANNELS]
+        for key in cfg.params:
+            if key not in allowed:
+                raise ConfigError(unknown_key(f"{path}.{key}", key, allowed + ["init", "init_gain", "spectral_norm"]))
+    norm = cfg.params.get("norm")
+    if norm is not None and norm not in NORMS:
+        raise ConfigError(f"{path}.norm: {norm!r} is not one of {', '.join(NORMS)}")
 
 
 def _channel_kwargs(builder, **channels: int) -> dict[str, int]:

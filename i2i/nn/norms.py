@@ -14,6 +14,8 @@ _FACTORIES: dict[str, Callable[[int], nn.Module]] = {
     "none": lambda channels: nn.Identity(),
 }
 
+NORMS = tuple(_FACTORIES)  #: the norm names a network section may ask for
+
 
 def norm_layer(name: str) -> Callable[[int], nn.Module]:
     """Factory ``channels -> module`` for the normalization called ``name``."""

@@ -1,0 +1,80 @@
+"""From a YAML tree to a checked run config: the model's defaults, then each part checks its names.
+
+:mod:`i2i.config` reads types and ranges; here the translator named in
+``model.name`` contributes its settings dataclass, network roles, optimizer
+groups and defaults, and the packages that own a vocabulary check it: network
+builders and norms (:mod:`i2i.nn`), GAN objectives and penalties
+(:mod:`i2i.losses`), dataset kinds (:mod:`i2i.data`), metrics
+(:mod:`i2i.metrics`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from .config import Config, expand_group_defaults, make_config, merge, model_name, parse_overrides, read_yaml
+from .errors import ConfigError
+from .plugins import load_plugins
+from .registry import MODELS
+
+
+def model_class(name: str):
+    if name not in MODELS:
+        raise ConfigError(f"model.name: {MODELS._unknown(name)}")
+    return MODELS.get(name)
+
+
+def build_config(tree: dict, check_paths: bool = True) -> Config:
+    """Defaults <- the model's defaults <- ``tree``, typed and checked.
+
+    ``check_paths=False`` skips the data-folder checks (loading a checkpoint's
+    config on a machine that does not have its training data).
+    """
+    load_plugins(_imports(tree), "imports:")
+    cls = model_class(model_name(tree))
+    cfg = make_config(tree, cls.Settings, cls.defaults, tuple(cls.roles), tuple(cls.groups))
+    validate(cfg, cls, check_paths)
+    return cfg
+
+
+def _imports(tree: dict) -> list[str]:
+    imports = tree.get("imports") or []
+    if isinstance(imports, str):
+        imports = [imports]
+    if not isinstance(imports, list):
+        raise ConfigError(f"imports: expected a list of modules, got {imports!r}")
+    return [str(m) for m in imports]
+
+
+def validate(cfg: Config, cls, check_paths: bool = True) -> None:
+    from .data import check_data_config
+    from .losses import check_losses
+    from .metrics import check_metric_names
+    from .nn import check_net
+
+    for role, registry in cls.roles.items():
+        check_net(f"nets.{role}", cfg.nets[role], registry)
+    check_losses(cfg.losses)
+    check_data_config(cfg.data, "data", check_paths)
+    if cfg.eval.every:
+        from dataclasses import replace
+
+        check_data_config(replace(cfg.data, root=cfg.eval.root), "eval", check_paths)
+        check_metric_names(list(cfg.eval.metrics), "eval.metrics", cfg.eval.best)
+    cls.check_config(cfg)
+
+
+def combine(tree: dict, overrides: Iterable[str]) -> dict:
+    """``tree`` with ``--set`` overrides on top (``optim.default`` expanded in each layer first)."""
+    over = parse_overrides(overrides)
+    load_plugins(_imports(merge(tree, over)), "imports:")
+    groups = tuple(model_class(model_name(merge(tree, over))).groups)
+    return merge(expand_group_defaults(tree, groups), expand_group_defaults(over, groups))
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    tree = read_yaml(path) if path else {}
+    cfg = build_config(combine(tree, overrides))
+    if path and not cfg.train.name:
+        cfg.train.name = Path(path).stem
+    return cfg

@@ -1,0 +1,65 @@
+"""User code that registers networks, losses, datasets or translators, imported before a config is read.
+
+Three ways, all ending in ``importlib``: ``--import MODULE`` on ``i2i-train``,
+``i2i-translate`` and ``i2i-eval`` (a dotted module name, or a ``.py`` file),
+an ``imports: [MODULE, ...]`` list in the YAML config (saved with the run, so a
+resume or a translation finds the same code), and the ``i2i.plugins``
+entry-point group of installed packages.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from .errors import ConfigError
+
+_entry_points_loaded = False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def import_module(name: str, what: str = "--import") -> None:
+    """Import ``name`` (a dotted module, or a path to a ``.py`` file); ConfigError in one line if it fails."""
+    try:
+        if name.endswith(".py"):
+            path = Path(name)
+            if not path.is_file():
+                raise ConfigError(f"{what} {name}: file not found")
+            mod_name = f"i2i_plugin_{path.stem}"
+            if mod_name in sys.modules:
+                return
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[mod_name]
+                raise
+        else:
+            importlib.import_module(name)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{what} {name}: cannot import ({_first_line(exc)})") from None
+
+
+def load_plugins(modules: Iterable[str] = (), what: str = "--import") -> None:
+    """Import ``modules``, and once per process the ``i2i.plugins`` entry points."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for ep in importlib.metadata.entry_points(group="i2i.plugins"):
+            try:
+                ep.load()
+            except Exception as exc:
+                raise ConfigError(f"plugin entry point {ep.name} ({ep.value}): cannot import ({_first_line(exc)})") from None
+    for name in modules:
+        import_module(str(name), what)
