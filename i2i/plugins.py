@@ -8,6 +8,7 @@ entry-point group of installed packages.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -32,7 +33,8 @@ def import_module(name: str, what: str = "--import") -> None:
             path = Path(name)
             if not path.is_file():
                 raise ConfigError(f"{what} {name}: file not found")
-            mod_name = f"i2i_plugin_{path.stem}"
+            digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+            mod_name = f"i2i_plugin_{path.stem}_{digest}"  # one module per file
             if mod_name in sys.modules:
                 return
             spec = importlib.util.spec_from_file_location(mod_name, path)
