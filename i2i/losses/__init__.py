@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..registry import GAN_LOSSES, PENALTIES, Registry
-from . import adversarial, consistency, energy, fgan, penalties, reconstruction, relativistic  # noqa: F401
+from . import adversarial, consistency, energy, fgan, penalties, relativistic  # noqa: F401
 from .base import GANLoss
 from .penalties import Penalty
 
