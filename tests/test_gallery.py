@@ -1,4 +1,4 @@
-"""The HTML gallery of i2i-eval: its file, its data, and the page in headless Chromium."""
+"""The HTML gallery of i2i-eval / i2i-translate: its file, its data, and the page in headless Chromium."""
 import json
 import re
 import shutil
@@ -141,6 +141,30 @@ def test_write_gallery_arrays_rerun_and_non_finite(tmp_path):
     write_gallery(tmp_path / "g", rows[:1])
     assert [p.name for p in (tmp_path / "g" / "img").rglob("*.png")] == ["000000.png"]
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["img", "index.html"]
+
+
+def test_translate_html_writes_a_page(tmp_path):
+    from i2i.cli.train import main as train_main
+    from i2i.cli.translate import main as translate_main
+
+    cfg = {"model": "pix2pix",
+           "nets": {"generator": {"name": "unet", "num_downs": 5, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+           "data": {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2, "num_workers": 0, "max_items": 4},
+           "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 1}, "log": {"progress": False}}
+    (tmp_path / "pix2pix.yaml").write_text(yaml.safe_dump(cfg))
+    assert train_main(["--config", str(tmp_path / "pix2pix.yaml")]) == 0
+    rng = np.random.default_rng(0)
+    for name in ["x.png", "deep/y.png", HOSTILE[1] + ".png"]:
+        write_image(tmp_path / "in" / name, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "gallery"
+    assert translate_main(["--checkpoint", str(tmp_path / "runs" / "pix2pix"), "--input", str(tmp_path / "in"),
+                           "--output", str(tmp_path / "out"), "--html", str(out)]) == 0
+    data = page_data(out / "index.html")
+    assert data["columns"] == ["input", "output"] and data["metrics"] == [] and HOSTILE[1] not in (out / "index.html").read_text()
+    assert sorted(r["name"] for r in data["rows"]) == sorted(["x.png", "deep/y.png", HOSTILE[1] + ".png"])
+    for row in data["rows"]:
+        assert (out / row["img"][0]).read_bytes() == (tmp_path / "in" / row["name"]).read_bytes()
+        assert (out / row["img"][1]).read_bytes() == (tmp_path / "out" / row["name"]).read_bytes()
 
 
 # --------------------------------------------------------------------------- the page in a browser
