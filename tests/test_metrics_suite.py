@@ -122,3 +122,30 @@ def test_config_errors():
     suite = MetricSuite(["is"], feature_extractor=lambda x: x.mean(dim=(2, 3)))
     with pytest.raises(ConfigError, match="logits"):
         suite.update(_images(2, 7))
+
+
+def test_update_returns_per_image_scores():
+    pred, target = _images(3, 1, size=16), _images(3, 2, size=16)
+    suite = MetricSuite(["psnr", "ssim_y", "is"], feature_extractor=TinyExtractor())
+    per_image = suite.update(pred, target)
+    assert set(per_image) == {"psnr", "ssim_y"}  # 'is' has no value per image
+    p, t = quantize(pred).double(), quantize(target).double()
+    for i in range(3):
+        assert float(per_image["psnr"][i]) == pytest.approx(psnr(p[i], t[i]))
+        assert float(per_image["ssim_y"][i]) == pytest.approx(ssim(p[i], t[i], y_channel=True))
+    assert suite.compute()["psnr"] == pytest.approx(float(per_image["psnr"].mean()))
+
+
+def test_seg_per_image_scores_and_set_scores():
+    palette = {1: (255, 0, 0), 2: (0, 0, 255)}
+    colours = torch.tensor([[0, 0, 0], [255, 0, 0], [0, 0, 255]], dtype=torch.float32)
+    gt = torch.tensor([[[1, 1], [2, 2]], [[1, 1], [1, 1]]])
+    pred_labels = torch.tensor([[[1, 2], [2, 2]], [[1, 1], [1, 1]]])
+    suite = MetricSuite(["seg"], palette=palette)
+    per_image = suite.update(colours[pred_labels].permute(0, 3, 1, 2) / 127.5 - 1, gt)
+    assert per_image["seg_pixel_acc"].tolist() == pytest.approx([0.75, 1.0])
+    for i in range(2):
+        own = segmentation_scores(pred_labels[i], gt[i], num_classes=3)
+        assert float(per_image["seg_miou"][i]) == pytest.approx(own["miou"])
+    whole = segmentation_scores(pred_labels, gt, num_classes=3)
+    assert suite.compute() == pytest.approx({f"seg_{k}": v for k, v in whole.items()})

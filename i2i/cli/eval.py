@@ -12,6 +12,10 @@ class-index PNGs of ``--labels`` if given (values outside the palette's index ra
 and ``--ignore-index``, are not counted), else the target colour images mapped the
 same way.  Results go to stdout as a table and, with ``--json``, to a file written
 atomically (non-finite values as the strings "inf", "-inf", "nan").
+
+``--html DIR`` also writes a page of the images (``--input``, pred, target, and the
+``--labels`` in palette colours) with each image's own psnr/ssim/seg scores, sortable
+and filterable (see :mod:`i2i.gallery`); inputs are paired with preds by key.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from tqdm import tqdm
 from .. import metrics as _metrics  # noqa: F401 - registers the metrics
 from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
+from ..gallery import check_out_dir
 from ..registry import METRICS, RegistryError
 from .common import add_debug, add_import, run
 
@@ -48,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--palette", help="palette file (lines 'index R G B') for seg")
     p.add_argument("--labels", help="folder of ground-truth class-index PNGs for seg")
     p.add_argument("--ignore-index", type=int, help="seg: ground-truth label value not counted (e.g. 0 or 255)")
+    p.add_argument("--html", metavar="DIR", help="write a page of the images and their per-image scores into DIR")
+    p.add_argument("--input", help="with --html: folder of the inputs the preds were translated from (paired by key)")
     p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS or the torch hub cache)")
     add_import(p)
     add_debug(p)
@@ -131,11 +138,18 @@ def metric_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _feed(suite, items, loaders, args, desc: str, update) -> None:
+def _feed(suite, items, loaders, args, desc: str, update, scores: dict | None = None) -> None:
+    """Feed ``items`` in batches to ``update``; per-image values it returns go to ``scores[item[0]]``."""
+    done = 0
     with tqdm(total=len(items), desc=desc, unit="img", file=sys.stderr, disable=None) as bar:
         for batch in batches(items, args.batch_size, loaders):
-            update(*batch)
-            bar.update(len(batch[0]))
+            per_image = update(*batch) or {}
+            n = len(batch[0])
+            if scores is not None:
+                for i, item in enumerate(items[done:done + n]):
+                    scores.setdefault(item[0], {}).update({k: float(v[i]) for k, v in per_image.items()})
+            done += n
+            bar.update(n)
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -150,9 +164,19 @@ def evaluate(args: argparse.Namespace) -> int:
     device = select_device(args.device or "auto", key="--device")
     opts = {n: {"ignore_index": args.ignore_index} for n in names
             if args.ignore_index is not None and "ignore_index" in METRICS.parameters(n)}
+    if args.input and not args.html:
+        raise ConfigError("--input is only used with --html")
+    if args.html:
+        check_out_dir(args.html, args.pred, args.target, args.labels, args.input)
     pred = keyed_images(args.pred, "--pred")
+    inputs = keyed_images(args.input, "--input") if args.input else {}
+    if inputs:  # every pred needs its input; inputs without a pred are left out
+        pair(pred, {k: v for k, v in inputs.items() if k in pred}, "--input")
     results: dict[str, float] = {}
     counts = {"pred": len(pred)}
+    target: dict[str, Path] = {}
+    labels: dict[str, Path] = {}
+    scores: dict[Path, dict[str, float]] | None = {} if args.html else None
 
     if main_names:
         kinds = {getattr(METRICS.get(n), "TARGET", "none") for n in main_names}
@@ -162,7 +186,7 @@ def evaluate(args: argparse.Namespace) -> int:
                             **{n: o for n, o in opts.items() if n in main_names})
         desc = "features" if suite.needs_features else "scoring"
         if "paired" in kinds:
-            _feed(suite, pair(pred, target, "--target"), (load_rgb, load_rgb), args, desc, suite.update)
+            _feed(suite, pair(pred, target, "--target"), (load_rgb, load_rgb), args, desc, suite.update, scores)
         else:
             _feed(suite, [(p,) for p in pred.values()], (load_rgb,), args, desc + " (pred)", suite.update)
             if target:
@@ -172,13 +196,38 @@ def evaluate(args: argparse.Namespace) -> int:
         labels = keyed_images(args.labels, "--labels")
         counts["labels"] = len(labels)
         suite = MetricSuite(label_names, device=device, palette=palette, **{n: o for n, o in opts.items() if n in label_names})
-        _feed(suite, pair(pred, labels, "--labels"), (load_rgb, load_labels), args, "segmentation", suite.update)
+        _feed(suite, pair(pred, labels, "--labels"), (load_rgb, load_labels), args, "segmentation", suite.update, scores)
         results.update(suite.compute())
 
     print(format_table(results))
     if args.json:
         write_json(args.json, results, args, counts)
+    if args.html:
+        page = write_html(args, results, pred, inputs, target, labels, scores, palette)
+        print(f"gallery: {page}", file=sys.stderr)
     return 0
+
+
+def write_html(args, results, pred, inputs, target, labels, scores, palette) -> Path:
+    """The gallery page: one row per pred with its input, target and label map, and its own scores."""
+    from ..gallery import write_gallery
+
+    lut = None
+    if labels and palette:
+        lut = np.zeros((max(256, max(palette) + 1), 3), np.uint8)
+        for index, rgb in palette.items():
+            lut[index] = rgb
+
+    def rows():
+        for key, path in sorted(pred.items()):
+            images = {"input": inputs.get(key), "output": path, "target": target.get(key)}
+            if lut is not None and key in labels:
+                images["labels"] = lut[np.clip(load_labels(labels[key]).numpy(), 0, len(lut) - 1)]
+            yield {"name": key, "images": images, "scores": scores.get(path, {})}
+
+    columns = [c for c, used in [("input", inputs), ("output", True), ("target", target), ("labels", lut is not None)] if used]
+    info = {flag: getattr(args, flag) for flag in ("pred", "target", "labels", "input") if getattr(args, flag)}
+    return write_gallery(args.html, rows(), summary=results, columns=columns, title="i2i-eval", info=info)
 
 
 def format_table(results: dict[str, float]) -> str:

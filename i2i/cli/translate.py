@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
                    help="inputs hold A|B side by side (pix2pix layout): translate the A half (the B half with BtoA)")
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
+    p.add_argument("--html", metavar="DIR", help="also write a page of the inputs and outputs side by side into DIR")
     add_import(p)
     add_debug(p)
     return p
@@ -61,6 +62,9 @@ def translate_folder(args: argparse.Namespace) -> int:
         raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.resize < 0:
         raise I2IError(f"--resize must be >= 0, got {args.resize}")
+    if args.html:
+        from ..gallery import check_out_dir
+        check_out_dir(args.html, args.input, args.output)
     jobs = _inputs(Path(args.input))
     if args.ext:
         ext = "." + args.ext.lower().lstrip(".")
@@ -112,6 +116,11 @@ def translate_folder(args: argparse.Namespace) -> int:
     done = len(todo) - len(failed)
     print(f"translated {done} image(s) into {out_root}" + (f", kept {skipped} existing (use --overwrite)" if skipped else ""),
           file=sys.stderr)
+    if args.html:
+        from ..gallery import translation_gallery
+        bad = {src for src, _ in failed}
+        page = translation_gallery(args.html, [(s, out_root / r) for s, r in jobs if s not in bad and (out_root / r).exists()], out_root)
+        print(f"gallery: {page}", file=sys.stderr)
     if failed:
         print(f"skipped {len(failed)} unreadable file(s):", file=sys.stderr)
         for src, why in failed:

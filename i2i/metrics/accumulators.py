@@ -4,6 +4,8 @@ A metric class lists its output keys in ``OUTPUTS`` (key -> higher is better), s
 ``TARGET`` what it needs of the targets (``"paired"``: the partner of each pred,
 ``"set"``: a reference set, ``"none"``), and has ``update(batch)``, ``compute() -> dict``
 and ``reset(keep_reference)``; ``"set"`` metrics also have ``update_reference(batch)``.
+Metrics that have a value per image (psnr, ssim, seg) return those of the batch from
+``update`` as ``{output key: tensor of N values}``; the others return ``None``.
 A :class:`Batch` hands the metrics shared, lazily computed views of one update
 (uint8-scale pixels, features), so the feature extractor runs once per image even
 when fid, kid and is are all asked.
@@ -175,9 +177,11 @@ class _PerImage:
     def score(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def update(self, batch: Batch) -> None:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         batch.require_target(self.key)
-        self.values.append(self.score(batch.pred255, batch.target255).cpu())
+        values = self.score(batch.pred255, batch.target255).cpu()
+        self.values.append(values)
+        return {self.key: values}
 
     def compute(self) -> dict[str, float]:
         if not self.values:
@@ -239,14 +243,18 @@ class SegAccuracy:
     def reset(self, keep_reference: bool = False) -> None:
         self.hist = 0
 
-    def update(self, batch: Batch) -> None:
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Adds the batch to the set's confusion matrix; returns each image's own scores."""
         target = batch.require_target("seg")
         if target.dtype.is_floating_point:
             gt = colors_to_labels(batch.target255, self.palette)
         else:
             gt = target[:, 0] if target.dim() == 4 else target
         pred = colors_to_labels(batch.pred255, self.palette)
-        self.hist = self.hist + confusion_matrix(pred, gt, self.num_classes, self.ignore_index)
+        hists = [confusion_matrix(p, g, self.num_classes, self.ignore_index) for p, g in zip(pred, gt)]
+        self.hist = self.hist + sum(hists)
+        per_image = [scores_from_confusion(h) for h in hists]
+        return {f"seg_{k}": torch.tensor([s[k] for s in per_image], dtype=torch.float64) for k in per_image[0]}
 
     def compute(self) -> dict[str, float]:
         return {f"seg_{k}": v for k, v in scores_from_confusion(self.hist).items()}

@@ -87,12 +87,15 @@ class MetricSuite:
     def needs_features(self) -> bool:
         return any(m.needs_features for m in self.metrics.values())
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> None:
+    def update(self, pred: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Adds a batch; returns the per-image scores of the metrics that have them ({key: N values})."""
         pred = pred.detach().to(self.device)
         target = None if target is None else target.detach().to(self.device)
         batch = Batch(pred, target, self.extractor)
+        per_image: dict[str, torch.Tensor] = {}
         for metric in self.metrics.values():
-            metric.update(batch)
+            per_image.update(metric.update(batch) or {})
+        return per_image
 
     def update_reference(self, target: torch.Tensor) -> None:
         """Add reference images only (for ``"set"`` metrics such as fid/kid)."""
