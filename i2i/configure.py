@@ -78,3 +78,41 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     if path and not cfg.train.name:
         cfg.train.name = Path(path).stem
     return cfg
+
+
+def upgrade_v1(tree: dict) -> dict:
+    """A config saved by i2i 0.1 (checkpoint format 1) in the current form.
+
+    0.1 had ``nets.generator`` / ``nets.discriminator``, the model weights in
+    ``losses`` (``l1``, ``cycle``, ``identity``), and one Adam setting in ``train``
+    (``lr``, ``lr_d``, ``beta1``, ``beta2``, ``lr_policy``, ``lr_step_epochs``,
+    ``lr_gamma``, ``n_critic``); the network and optimizer state keys are unchanged.
+    """
+    tree = {k: dict(v) if isinstance(v, dict) else v for k, v in tree.items()}
+    nets = tree.get("nets", {})
+    tree["nets"] = {{"generator": "G", "discriminator": "D"}.get(k, k): v for k, v in nets.items()}
+    losses, model, train = tree.get("losses", {}), tree.get("model", {}), tree.get("train", {})
+    weights = {"pix2pix": {"l1": "lambda_l1"}, "cyclegan": {"cycle": "lambda_cycle", "identity": "lambda_identity"}}
+    for old, new in weights.get(model.get("name"), {}).items():
+        if old in losses:
+            model[new] = losses[old]
+    for old in ("l1", "cycle", "identity"):
+        losses.pop(old, None)
+    if model.get("name") == "pix2pix":
+        model.pop("pool_size", None)
+    losses["n_critic"] = train.pop("n_critic", 1)
+    lr, lr_d = train.pop("lr", 2e-4), train.pop("lr_d", 0.0)
+    group = {"type": "adam", "betas": [train.pop("beta1", 0.5), train.pop("beta2", 0.999)],
+             "schedule": train.pop("lr_policy", "linear"), "step_size": train.pop("lr_step_epochs", 50),
+             "gamma": train.pop("lr_gamma", 0.1)}
+    tree["optim"] = {"G": {**group, "lr": lr}, "D": {**group, "lr": lr_d or lr}}
+    tree.update(losses=losses, model=model, train=train)
+    return tree
+
+
+def config_of_checkpoint(state: dict, overrides: Iterable[str] = (), check_paths: bool = True) -> Config:
+    """The checked config a checkpoint was trained with (older formats upgraded), ``--set`` on top."""
+    tree = state["config"]
+    if state.get("format", 1) < 2:
+        tree = upgrade_v1(tree)
+    return build_config(combine(tree, overrides), check_paths=check_paths)

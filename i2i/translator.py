@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import Config
-from .configure import build_config
+from .configure import config_of_checkpoint
 from .engine.checkpoint import load_checkpoint
 from .engine.runtime import select_device
 from .models import build_model
@@ -46,7 +46,7 @@ class Translator:
             raise ConfigError(f"weights: {weights!r} is not one of ema, raw")
         device = select_device(str(device) if device else "auto", key="device")
         state = load_checkpoint(path)
-        cfg = build_config(state["config"], check_paths=False)
+        cfg = config_of_checkpoint(state, check_paths=False)
         model = build_model(cfg)
         values = dict(state["model"])
         if weights == "ema" and state.get("ema"):

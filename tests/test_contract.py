@@ -285,3 +285,32 @@ def test_the_config_package_imports_nothing_else_of_i2i():
                       "print(sorted(m for m in sys.modules if m.startswith('i2i.')))")
     loaded = eval(proc.stdout)
     assert loaded and all(m.startswith("i2i.config") or m in ("i2i.errors", "i2i.utils") for m in loaded), loaded
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
+def test_checkpoints_of_the_first_format_are_upgraded(tmp_path, model):
+    """The configs in tests/data/config_v1.json are those of checkpoints written by i2i 0.1."""
+    from pathlib import Path
+
+    from i2i.configure import config_of_checkpoint
+    from i2i.engine.checkpoint import save_checkpoint
+
+    v1 = json.loads((Path(__file__).parent / "data" / "config_v1.json").read_text())[model]
+    cfg = config_of_checkpoint({"format": 1, "config": v1})
+    assert cfg.nets["G"].params == {k: v for k, v in v1["nets"]["generator"].items()
+                                    if k not in ("name", "init", "init_gain", "spectral_norm")}
+    assert cfg.optim["G"].lr == cfg.optim["D"].lr == 2e-4 and cfg.optim["D"].betas == [0.5, 0.999]
+    assert cfg.losses.n_critic == 1
+    if model == "pix2pix":
+        assert cfg.model.lambda_l1 == 100.0 and cfg.model.test_batch_stats
+    else:
+        assert (cfg.model.lambda_cycle, cfg.model.lambda_identity, cfg.model.pool_size) == (10.0, 0.5, 50)
+    # a run of today with the same networks, relabelled as format 1, translates and resumes
+    path = write_config(tmp_path, "now", TINY[model], max_steps=1)
+    assert train_main(["--config", str(path)]) == 0
+    state = load_checkpoint(tmp_path / "runs" / "now")
+    v1 = {**v1, "train": {**v1["train"], "out_dir": str(tmp_path / "runs"), "name": "now", "max_steps": 2}}
+    save_checkpoint({**state, "config": v1, "format": 1}, tmp_path / "runs" / "now" / "checkpoints" / "step_0000001.pt")
+    assert load_translator(tmp_path / "runs" / "now")(torch.zeros(3, 32, 32)).shape == (3, 32, 32)
+    assert train_main(["--resume", str(tmp_path / "runs" / "now")]) == 0
+    assert load_checkpoint(tmp_path / "runs" / "now")["step"] == 2

@@ -148,7 +148,7 @@ def test_translate_html_writes_a_page(tmp_path):
     from i2i.cli.translate import main as translate_main
 
     cfg = {"model": "pix2pix",
-           "nets": {"generator": {"name": "unet", "num_downs": 5, "ngf": 8}, "discriminator": {"ndf": 8, "n_layers": 2}},
+           "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8}, "D": {"ndf": 8, "n_layers": 2}},
            "data": {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2, "num_workers": 0, "max_items": 4},
            "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 1}, "log": {"progress": False}}
     (tmp_path / "pix2pix.yaml").write_text(yaml.safe_dump(cfg))

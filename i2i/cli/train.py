@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import save_config
-from ..configure import build_config, combine, load_config
+from ..configure import config_of_checkpoint, load_config
 from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
 from ..errors import ConfigError
 from .common import add_debug, add_import, run
@@ -56,7 +56,7 @@ def train(args: argparse.Namespace) -> int:
         ckpt = resolve_checkpoint(args.resume)
         state = load_checkpoint(ckpt)
         run_dir = ckpt.parent.parent
-        cfg = build_config(combine(state["config"], args.set))
+        cfg = config_of_checkpoint(state, args.set)
     elif args.config:
         cfg = load_config(args.config, args.set)
         run_dir = _shared_run_dir(cfg.train.out_dir, cfg.train.name)

@@ -4,7 +4,8 @@ A checkpoint is one ``.pt`` file holding plain tensors and containers only,
 so it loads with ``torch.load(..., weights_only=True)``.  Its keys:
 ``format``, ``config`` (the resolved config as a dict), ``step``, ``epoch``,
 ``batch_in_epoch``, ``model`` (the translator's state dict, image pools
-included), ``optimizers``, ``schedulers``, ``scaler``, ``loss_state`` and ``rng``.
+included), ``optimizers`` and ``schedulers`` (by optimizer group), ``scaler``,
+``loss_state``, ``rng`` and, with ``train.ema``, ``ema``.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from ..errors import CheckpointError
 from ..utils import atomic_path
 
-FORMAT = 1
+FORMAT = 2  #: 2: the translator contract v2 config (1: i2i 0.1, upgraded on load)
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
