@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..registry import GAN_LOSSES, PENALTIES, Registry
 from . import adversarial, consistency, energy, fgan, penalties, relativistic  # noqa: F401
 from .base import GANLoss
+from .latent import kl_unit_variance
 from .penalties import Penalty
 
 
@@ -55,4 +56,4 @@ def gan_loss_names() -> list[str]:
     return GAN_LOSSES.names()
 
 
-__all__ = ["GANLoss", "Penalty", "build_gan_loss", "build_penalty", "check_losses", "gan_loss_names"]
+__all__ = ["kl_unit_variance", "GANLoss", "Penalty", "build_gan_loss", "build_penalty", "check_losses", "gan_loss_names"]

@@ -59,17 +59,48 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)
 
 
+class StridedDiscriminator(nn.Module):
+    """``n_layers`` 4x4 stride-2 convs (widths ndf, 2ndf, ... capped at 8ndf; LeakyReLU 0.2,
+    reflection padding), then a 1x1 conv to one logit channel: UNIT's discriminator
+    (Liu et al. 2017), one logit per 2**n_layers pixels."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 4, norm: str = "none") -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        layers: list[nn.Module] = []
+        ch = in_channels
+        for n in range(n_layers):
+            out = ndf * min(2**n, 8)
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(ch, out, 4, stride=2, bias=bias or n == 0)]
+            layers += ([] if n == 0 else [make_norm(out)]) + [nn.LeakyReLU(0.2, True)]
+            ch = out
+        layers.append(nn.Conv2d(ch, 1, 1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+_DESIGNS = {"patchgan": PatchDiscriminator, "strided": StridedDiscriminator}
+
+
 class MultiscaleDiscriminator(nn.Module):
-    """``num_scales`` independent PatchGANs; scale k sees the input average-pooled k times
-    (3x3, stride 2, padding 1, padding excluded from the mean)."""
+    """``num_scales`` independent discriminators of one ``design`` (``patchgan``: pix2pixHD,
+    ``strided``: UNIT); scale k sees the input average-pooled k times (3x3, stride 2,
+    padding 1, padding excluded from the mean)."""
 
     def __init__(
-        self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch", num_scales: int = 3
+        self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch", num_scales: int = 3,
+        design: str = "patchgan",
     ) -> None:
         super().__init__()
         if num_scales < 1:
             raise ValueError(f"num_scales must be >= 1, got {num_scales}")
-        self.scales = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm) for _ in range(num_scales))
+        if design not in _DESIGNS:
+            raise ValueError(f"design must be one of {', '.join(_DESIGNS)}, got {design!r}")
+        self.scales = nn.ModuleList(_DESIGNS[design](in_channels, ndf, n_layers, norm) for _ in range(num_scales))
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -94,6 +125,6 @@ def pixelgan(in_channels=3, ndf=64, norm="batch"):
 
 
 @DISCRIMINATORS.register("multiscale")
-def multiscale(in_channels=3, ndf=64, n_layers=3, norm="batch", num_scales=3):
-    """``num_scales`` PatchGANs at halving resolutions; returns a list of logit maps."""
-    return MultiscaleDiscriminator(in_channels, ndf, n_layers, norm, num_scales)
+def multiscale(in_channels=3, ndf=64, n_layers=3, norm="batch", num_scales=3, design="patchgan"):
+    """``num_scales`` discriminators at halving resolutions; returns a list of logit maps."""
+    return MultiscaleDiscriminator(in_channels, ndf, n_layers, norm, num_scales, design)

@@ -1,4 +1,4 @@
-"""Normalization layers selected by name: ``batch``, ``instance`` or ``none``."""
+"""Normalization layers selected by name: ``batch``, ``instance``, ``layer`` or ``none``."""
 from __future__ import annotations
 
 import functools
@@ -11,6 +11,8 @@ _FACTORIES: dict[str, Callable[[int], nn.Module]] = {
     "batch": functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
     # per-image statistics only, no learned parameters (Ulyanov et al. 2016)
     "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
+    # per-sample statistics over (C, H, W), learned per-channel scale/shift (Ba et al. 2016; UNIT's decoder)
+    "layer": lambda channels: nn.GroupNorm(1, channels),
     "none": lambda channels: nn.Identity(),
 }
 
