@@ -1,8 +1,8 @@
-"""Networks: normalization, initialization, generators, discriminators and their builders.
+"""Networks: normalization, initialization, generators (ResNet, U-Net, Tiramisu), discriminators, builders.
 
 Importing this package registers the built-in generators and discriminators.
 """
-from . import blocks, build, discriminators, generators, init, norms  # noqa: F401  (registration)
+from . import blocks, build, discriminators, generators, init, norms, tiramisu  # noqa: F401  (registration)
 from .build import build_discriminator, build_generator
 from .init import apply_spectral_norm, init_weights
 from .norms import norm_layer
