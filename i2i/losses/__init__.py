@@ -9,6 +9,9 @@ from ``PENALTIES``::
     loss_g = gan.g_loss(D(fake), D(real) if gan.needs_real_for_g else None)
     gan.after_d_step(D)  # after the D optimizer step (WGAN weight clipping)
 
+``PerceptualLoss`` (:mod:`i2i.losses.perceptual`) is the VGG19 feature distance any
+translator can add to its generator loss.
+
 Importing this package also registers the ``autoencoder`` discriminator used
 by the energy-based objectives.
 """
@@ -20,6 +23,7 @@ from ..registry import GAN_LOSSES, PENALTIES, Registry
 from . import adversarial, consistency, energy, fgan, penalties, reconstruction, relativistic  # noqa: F401
 from .base import GANLoss
 from .penalties import Penalty
+from .perceptual import PerceptualLoss
 
 
 def _build(registry: Registry, name: str, what: str, **params):
@@ -53,4 +57,4 @@ def gan_loss_names() -> list[str]:
     return GAN_LOSSES.names()
 
 
-__all__ = ["GANLoss", "Penalty", "build_gan_loss", "build_penalty", "gan_loss_names"]
+__all__ = ["GANLoss", "Penalty", "PerceptualLoss", "build_gan_loss", "build_penalty", "gan_loss_names"]
