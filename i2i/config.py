@@ -91,6 +91,9 @@ class DataConfig:
     num_workers: int = 2  #: DataLoader worker processes (0 = load in the main process)
     max_items: int = 0  #: use at most this many images (0 = all)
     pair_regex: str = ""  #: paired: regex whose first group turns an A stem into its B stem
+    #: paired/unpaired: the A and B folders under root, ``{phase}`` replaced by the phase
+    #: (RESIDE layout: ``["{phase}/hazy", "{phase}/clear"]``)
+    ab_dirs: list = field(default_factory=lambda: ["{phase}A", "{phase}B"])
 
 
 @dataclass
