@@ -49,7 +49,7 @@ def estimate_airlight(img: torch.Tensor, dark: torch.Tensor, top: float = 0.001)
     idx = flat_dark.topk(k, dim=1).indices  # B x k
     colours = img.reshape(b, c, -1).gather(2, idx[:, None, :].expand(b, c, k))  # B x C x k
     brightest = colours.sum(dim=1).argmax(dim=1)  # B
-    return colours[torch.arange(b), :, brightest]
+    return colours[torch.arange(b, device=img.device), :, brightest]
 
 
 def _box_1d(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
@@ -72,11 +72,13 @@ def box_mean(x: torch.Tensor, r: int) -> torch.Tensor:
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int = 60, eps: float = 1e-3) -> torch.Tensor:
     """Gray-guided filter (He et al. 2010): locally ``q = a guide + b`` fitted to ``src`` with ridge ``eps``.
 
-    ``guide`` and ``src`` are ``B x 1 x H x W``; computed in float64 (the box sums are long).
+    ``guide`` and ``src`` are ``B x 1 x H x W``; computed in float64 where the device has it
+    (the box sums are long), else in float32.
     """
     if radius < 1 or eps <= 0:
         raise ValueError(f"guided filter needs radius >= 1 and eps > 0, got {radius}, {eps}")
-    g, p = guide.double(), src.double()
+    wide = torch.float64 if guide.device.type in ("cpu", "cuda") else torch.float32
+    g, p = guide.to(wide), src.to(wide)
     mean_g, mean_p = box_mean(g, radius), box_mean(p, radius)
     cov_gp = box_mean(g * p, radius) - mean_g * mean_p
     var_g = box_mean(g * g, radius) - mean_g * mean_g
