@@ -96,8 +96,8 @@ def export(args: argparse.Namespace) -> int:
     c_in, c_out = translator.channels(args.direction)
     multiple = int(getattr(gen, "size_multiple", 1))
     meta = {"size_multiple": multiple, "in_channels": c_in, "out_channels": c_out, "direction": args.direction,
-            "input_range": "[-1, 1]", "generator": translator.cfg.nets.generator.name}
-    if translator.cfg.model.test_batch_stats:
+            "input_range": "[-1, 1]", "generator": type(gen).__name__}
+    if getattr(translator.cfg.model, "test_batch_stats", False):
         print("note: model.test_batch_stats is on; the exported generator runs in eval mode (running batch-norm "
               "statistics, no dropout), unlike i2i-translate", file=sys.stderr)
     example = _example(c_in, multiple)
