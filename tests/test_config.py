@@ -59,7 +59,7 @@ def test_changing_a_net_name_drops_the_old_params():
         ({"train": {"epochz": 1}}, "unknown config key 'train.epochz' (did you mean 'epochs'?)"),
         ({"nets": {"G": {"ngff": 8}}}, "nets.G.ngff"),
         ({"nets": {"G": {"name": "unet_265"}}}, "did you mean 'unet_256'"),
-        ({"nets": {"G": {"norm": "group"}}}, "nets.G.norm: 'group' is not one of batch, instance, none"),
+        ({"nets": {"G": {"norm": "group"}}}, "nets.G.norm: 'group' is not one of batch, instance, layer, none"),
         ({"nets": {"generator": {"ngf": 8}}}, "nets.generator: unknown network role; this model's are: G, D"),
         ({"optim": {"Gen": {"lr": 1}}}, "optim.Gen: unknown optimizer group; this model's are: G, D"),
         ({"optim": {"G": {"lr": -0.1}}}, "optim.G.lr: must be > 0, got -0.1"),

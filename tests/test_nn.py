@@ -211,8 +211,16 @@ def test_none_norm_and_unknown_norm():
     assert torch.equal(norm_layer("none")(3)(x), x) and conv_bias("none")
     with pytest.raises(ValueError, match="'group'"):
         norm_layer("group")
-    with pytest.raises(ValueError, match="'layer'"):
-        DISCRIMINATORS.build("patchgan", norm="layer")
+    with pytest.raises(ValueError, match="'batchnorm'"):
+        DISCRIMINATORS.build("patchgan", norm="batchnorm")
+
+
+def test_layer_norm_normalizes_each_sample_over_channels_and_pixels():
+    x = torch.randn(2, 3, 4, 5) * 3 + 2
+    y = norm_layer("layer")(3)(x)
+    flat = y.reshape(2, -1)
+    assert torch.allclose(flat.mean(1), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(flat.var(1, unbiased=False), torch.ones(2), atol=1e-3)
 
 
 # --------------------------------------------------------------------------- init

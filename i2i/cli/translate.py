@@ -1,5 +1,8 @@
 """``i2i-translate``: translate every image of a folder (or one file) with a checkpoint.
 
+``--method dcp`` dehazes with the dark channel prior (:mod:`i2i.dehaze.dcp`) instead: no
+checkpoint, no training.
+
 Output files mirror the input tree: same relative paths, names and formats.
 Existing outputs are kept unless ``--overwrite``; unreadable inputs are
 skipped, listed at the end, and make the exit code 1.
@@ -14,13 +17,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..errors import DataError, I2IError
+from ..errors import ConfigError, DataError, I2IError
 from .common import add_debug, add_import, run
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i-translate", description="Translate a folder of images with a trained checkpoint.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint .pt file or run folder (newest checkpoint)")
+    p.add_argument("--checkpoint", help="checkpoint .pt file or run folder (newest checkpoint)")
+    p.add_argument("--method", choices=["dcp"], default=None,
+                   help="translate without a checkpoint: dcp = dark channel prior dehazing (He et al. 2009)")
     p.add_argument("--input", required=True, help="image file or folder (searched recursively)")
     p.add_argument("--output", required=True, help="output folder (mirrors the input tree)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
@@ -62,6 +67,10 @@ def translate_folder(args: argparse.Namespace) -> int:
         raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.resize < 0:
         raise I2IError(f"--resize must be >= 0, got {args.resize}")
+    if args.method and args.checkpoint:
+        raise ConfigError(f"--method {args.method} takes no --checkpoint")
+    if not args.method and not args.checkpoint:
+        raise ConfigError("--checkpoint is required (or --method dcp)")
     if args.html:
         from ..gallery import check_out_dir
         check_out_dir(args.html, args.input, args.output)
@@ -74,12 +83,18 @@ def translate_folder(args: argparse.Namespace) -> int:
     out_root = Path(args.output)
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
     skipped = len(jobs) - len(todo)
-    translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
-    torch.manual_seed(args.seed)
-    try:
-        translator.model.check_direction(args.direction)
-    except ValueError as exc:
-        raise I2IError(f"--direction {args.direction}: {exc}") from None
+    if args.method == "dcp":
+        from ..dehaze import DarkChannelPrior
+        from ..engine.runtime import select_device
+
+        translator = DarkChannelPrior(device=select_device(args.device or "auto", key="--device"))
+    else:
+        translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
+        torch.manual_seed(args.seed)
+        try:
+            translator.model.check_direction(args.direction)
+        except ValueError as exc:
+            raise I2IError(f"--direction {args.direction}: {exc}") from None
     c_in = translator.channels(args.direction)[0]
     failed: list[tuple[Path, str]] = []
     pending: list[tuple[torch.Tensor, Path]] = []

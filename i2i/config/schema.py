@@ -98,6 +98,9 @@ class DataConfig:
     num_workers: int = rule(2, ge=0)  #: DataLoader worker processes (0 = load in the main process)
     max_items: int = rule(0, ge=0)  #: use at most this many images (0 = all)
     pair_regex: str = ""  #: paired: regex whose first group turns an A stem into its B stem
+    #: paired/unpaired: the A and B folders under root, ``{phase}`` replaced by the phase
+    #: (RESIDE layout: ``["{phase}/hazy", "{phase}/clear"]``)
+    ab_dirs: List[str] = rule(factory=lambda: ["{phase}A", "{phase}B"], length=2)
 
 
 # --------------------------------------------------------------------------- training

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..config import DataConfig
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registry import DATASETS
 from .builtin import BuiltinSet, is_builtin
 from .io import IMAGE_EXTENSIONS, image_to_tensor, list_images, read_image, to_channels
@@ -219,12 +219,29 @@ def _some(stems: list[str], k: int = 5) -> str:
     return ", ".join(stems[:k]) + (f" ... (+{len(stems) - k} more)" if len(stems) > k else "")
 
 
+def ab_folders(cfg: DataConfig, phase: str) -> tuple[Path, Path]:
+    """The A and B folders: ``root / ab_dirs[i]`` with ``{phase}`` replaced (default ``<phase>A``, ``<phase>B``)."""
+    dirs = cfg.ab_dirs
+    if (not isinstance(dirs, (list, tuple)) or len(dirs) != 2
+            or not all(isinstance(d, str) and d.strip() for d in dirs)):
+        raise ConfigError(f"data.ab_dirs: expected two folder names (A, B), got {dirs!r}")
+    try:
+        a, b = (d.format(phase=phase) for d in dirs)
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"data.ab_dirs: {dirs!r}: the only placeholder allowed is {{phase}}") from None
+    if a == b:
+        raise ConfigError(f"data.ab_dirs: A and B are the same folder {a!r}")
+    return Path(cfg.root) / a, Path(cfg.root) / b
+
+
 @DATASETS.register("paired")
 def paired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
-    """``root/<phase>A/`` and ``root/<phase>B/`` with files matched by stem (or ``pair_regex``)."""
+    """A and B folders (``data.ab_dirs``, default ``root/<phase>A/``, ``root/<phase>B/``) with files
+    matched by stem, or by ``pair_regex`` (RESIDE: ``'^(.*)_\\d+$'`` pairs ``hazy/1400_3.png`` with
+    ``clear/1400.png``)."""
     if is_builtin(cfg.root):
         return aligned(cfg, train, phase)
-    a_root, b_root = Path(cfg.root) / f"{phase}A", Path(cfg.root) / f"{phase}B"
+    a_root, b_root = ab_folders(cfg, phase)
     pairs = match_pairs(image_folder(a_root), a_root, image_folder(b_root), b_root, cfg.pair_regex)
     pairs = _limit(pairs, cfg)
     return PairDataset(len(pairs), FilePairs(pairs), cfg, train)
@@ -232,13 +249,14 @@ def paired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
 
 @DATASETS.register("unpaired")
 def unpaired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
-    """``root/<phase>A/`` and ``root/<phase>B/``, unrelated collections."""
+    """A and B folders (``data.ab_dirs``, default ``root/<phase>A/``, ``root/<phase>B/``), unrelated collections."""
     if is_builtin(cfg.root):
         bs = _builtin(cfg, phase)
         n = _count(len(bs), cfg)
         return UnpairedDataset(n, BuiltinImages(bs, 0, 0), n, BuiltinImages(bs, 1, 1), cfg, train)
-    a = _limit(image_folder(Path(cfg.root) / f"{phase}A"), cfg)
-    b = _limit(image_folder(Path(cfg.root) / f"{phase}B"), cfg)
+    a_root, b_root = ab_folders(cfg, phase)
+    a = _limit(image_folder(a_root), cfg)
+    b = _limit(image_folder(b_root), cfg)
     return UnpairedDataset(len(a), FileImages(a), len(b), FileImages(b), cfg, train)
 
 

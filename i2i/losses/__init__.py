@@ -8,6 +8,9 @@ from ``PENALTIES``::
     loss_d = gan.d_loss(D(real), D(fake.detach())) + pen(D, real, fake.detach())
     loss_g = gan.g_loss(D(fake), D(real) if gan.needs_real_for_g else None)
     gan.after_d_step(D)  # after the D optimizer step (WGAN weight clipping)
+
+``PerceptualLoss`` (:mod:`i2i.losses.perceptual`) is the VGG19 feature distance any
+translator can add to its generator loss.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from . import adversarial, consistency, energy, fgan, penalties, relativistic  #
 from .base import GANLoss
 from .latent import kl_unit_variance
 from .penalties import Penalty
+from .perceptual import PerceptualLoss
 
 
 def _build(registry: Registry, name: str, what: str, **params):
@@ -56,4 +60,5 @@ def gan_loss_names() -> list[str]:
     return GAN_LOSSES.names()
 
 
-__all__ = ["kl_unit_variance", "GANLoss", "Penalty", "build_gan_loss", "build_penalty", "check_losses", "gan_loss_names"]
+__all__ = ["kl_unit_variance", "GANLoss", "Penalty", "PerceptualLoss", "build_gan_loss", "build_penalty",
+           "check_losses", "gan_loss_names"]

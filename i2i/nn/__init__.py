@@ -1,8 +1,8 @@
-"""Networks: normalization, initialization, generators, discriminators and their builders.
+"""Networks: normalization, initialization, generators (ResNet, U-Net, Tiramisu), discriminators, builders.
 
 Importing this package registers the built-in generators and discriminators.
 """
-from . import autoencoder, blocks, build, discriminators, generators, init, norms, unit  # noqa: F401  (registration)
+from . import autoencoder, blocks, build, discriminators, generators, init, norms, tiramisu, unit  # noqa: F401
 from .build import build_discriminator, build_generator, check_net
 from .init import apply_spectral_norm, init_weights
 from .norms import norm_layer

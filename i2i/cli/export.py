@@ -1,0 +1,130 @@
+"""``i2i-export``: write a checkpoint's generator as TorchScript or ONNX, for deployment.
+
+The exported network is the bare generator in eval mode: input ``N x C x H x W`` float32
+in [-1, 1] (RGB, or gray for 1-channel models), output the translation in [-1, 1].  Batch,
+height and width are dynamic; height and width must be multiples of the generator's
+``size_multiple`` (pad before, crop after, as :class:`i2i.translator.Translator` does).
+The file records ``size_multiple``, the channels and the direction: ONNX as model metadata
+(``i2i.*`` keys), TorchScript as the extra file ``i2i.json``.
+
+After writing, the file is run once on a test batch and compared with PyTorch (ONNX with
+onnxruntime, when it is installed).  Exit codes: 2 bad arguments, 1 unreadable checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, I2IError
+from .common import add_debug, add_import, run
+
+TOLERANCE = 1e-4  #: largest accepted |exported - PyTorch| on the check batch
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i-export", description="Export a checkpoint's generator to TorchScript or ONNX.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint .pt file or run folder (newest checkpoint)")
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    p.add_argument("--output", required=True, help="file to write (.pt for torchscript, .onnx for onnx)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--weights", default="ema", choices=["ema", "raw"],
+                   help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
+    add_import(p)
+    add_debug(p)
+    return p
+
+
+def _example(c_in: int, multiple: int) -> torch.Tensor:
+    """Check batch: 2 images of 2 x 3 multiples (no size 1 or equal sides that an exporter could specialize on)."""
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2, c_in, 2 * multiple, 3 * multiple, generator=g) * 2 - 1
+
+
+def export_torchscript(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: dict) -> torch.Tensor:
+    with warnings.catch_warnings():  # trace deprecation and the size checks frozen as constants
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(gen, example)
+        torch.jit.save(traced, str(path), _extra_files={"i2i.json": json.dumps(meta)})
+        return torch.jit.load(str(path))(example)
+
+
+def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: dict, opset: int | None):
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (used by torch.onnx's exporter)
+    except ImportError:
+        raise I2IError("--format onnx needs the packages onnx and onnxscript: pip install onnx onnxscript") from None
+    m = meta["size_multiple"]
+    dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("h", min=1) * m, 3: torch.export.Dim("w", min=1) * m}
+    kwargs = {"opset_version": opset} if opset else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(gen, (example,), dynamo=True, input_names=["image"], output_names=["output"],
+                                    dynamic_shapes=(dims,), verbose=False, **kwargs)
+    model = program.model_proto
+    for key, value in meta.items():
+        model.metadata_props.add(key=f"i2i.{key}", value=str(value))
+    onnx.save(model, str(path))
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"image": example.numpy()})[0])
+
+
+def export(args: argparse.Namespace) -> int:
+    from .. import load_translator
+    from ..utils import atomic_path
+
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise ConfigError(f"--output {out} exists (use --overwrite)")
+    if out.is_dir():
+        raise ConfigError(f"--output {out} is a folder; give a file name")
+    translator = load_translator(args.checkpoint, device="cpu", weights=args.weights)
+    try:
+        gen = translator.model.generator(args.direction)
+    except ValueError as exc:
+        raise ConfigError(f"--direction {args.direction}: {exc}") from None
+    gen = copy.deepcopy(gen).eval().requires_grad_(False)
+    c_in, c_out = translator.channels(args.direction)
+    multiple = int(getattr(gen, "size_multiple", 1))
+    meta = {"size_multiple": multiple, "in_channels": c_in, "out_channels": c_out, "direction": args.direction,
+            "input_range": "[-1, 1]", "generator": type(gen).__name__}
+    if getattr(translator.cfg.model, "test_batch_stats", False):
+        print("note: model.test_batch_stats is on; the exported generator runs in eval mode (running batch-norm "
+              "statistics, no dropout), unlike i2i-translate", file=sys.stderr)
+    example = _example(c_in, multiple)
+    with torch.no_grad():
+        expected = gen(example)
+        with atomic_path(out) as tmp:
+            if args.format == "torchscript":
+                got = export_torchscript(gen, example, tmp, meta)
+            else:
+                got = export_onnx(gen, example, tmp, meta, args.opset)
+            if got is not None:
+                diff = float((got - expected).abs().max())
+                if diff > TOLERANCE:
+                    raise I2IError(f"exported {args.format} model differs from PyTorch by {diff:.2e} "
+                                   f"(> {TOLERANCE:g}); nothing written")
+    check = f", max |{args.format} - torch| = {diff:.1e}" if got is not None else " (onnxruntime absent: not run)"
+    print(f"wrote {out} ({args.format}, {args.direction}, input N x {c_in} x H x W, H and W multiples of "
+          f"{multiple}{check})", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(export, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

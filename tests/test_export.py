@@ -1,0 +1,82 @@
+"""i2i-export: TorchScript and ONNX files that match PyTorch at several input sizes."""
+import json
+
+import pytest
+import torch
+
+from i2i import load_translator
+from i2i.cli.export import main
+from i2i.config import to_dict
+from i2i.configure import build_config
+from i2i.engine.checkpoint import save_checkpoint
+from i2i.models import build_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A pix2pix checkpoint with a tiny Tiramisu generator (size multiple 4), batch norm statistics set."""
+    torch.manual_seed(0)
+    cfg = build_config({
+        "model": "pix2pix",
+        "nets": {"G": {"name": "tiramisu", "n_blocks": 2, "layers": 2, "bottleneck_layers": 2, "growth": 4,
+                               "first_channels": 8, "up_channels": 8},
+                 "D": {"ndf": 8, "n_layers": 2}},
+        "data": {"root": "builtin:shapes", "in_channels": 1},
+    })
+    model = build_model(cfg)
+    for m in model.modules():  # non-trivial running statistics, so eval mode matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path_factory.mktemp("ckpt") / "step_1.pt"
+    save_checkpoint({"config": to_dict(cfg), "model": model.state_dict(), "step": 1}, path)
+    return path
+
+
+def _reference(checkpoint, x):
+    gen = load_translator(checkpoint, device="cpu").model.generator("AtoB").eval()
+    with torch.no_grad():
+        return gen(x)
+
+
+SIZES = [(1, 1, 32, 48), (3, 1, 20, 12)]  # batch, channels, height and width all vary
+
+
+def test_onnx_matches_pytorch_at_two_sizes(checkpoint, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+
+    out = tmp_path / "gen.onnx"
+    assert main(["--checkpoint", str(checkpoint), "--format", "onnx", "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "multiples of 4" in err and "max |onnx - torch|" in err and "test_batch_stats" in err
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["i2i.size_multiple"] == "4" and meta["i2i.in_channels"] == "1" and meta["i2i.direction"] == "AtoB"
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for shape in SIZES:
+        x = torch.rand(*shape) * 2 - 1
+        got = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        assert got.shape == (shape[0], 3, *shape[2:])
+        assert torch.allclose(got, _reference(checkpoint, x), atol=1e-5)
+
+
+def test_torchscript_matches_pytorch_at_two_sizes(checkpoint, tmp_path, capsys):
+    out = tmp_path / "gen.pt"
+    assert main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--output", str(out)]) == 0
+    extra = {"i2i.json": ""}
+    module = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["i2i.json"])["size_multiple"] == 4
+    for shape in SIZES:
+        x = torch.rand(*shape) * 2 - 1
+        assert torch.allclose(module(x), _reference(checkpoint, x), atol=1e-5)
+
+
+def test_existing_output_and_bad_inputs(checkpoint, tmp_path, capsys):
+    out = tmp_path / "gen.pt"
+    out.write_text("keep me")
+    assert main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--output", str(out)]) == 2
+    assert "exists (use --overwrite)" in capsys.readouterr().err and out.read_text() == "keep me"
+    assert main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--output", str(out), "--overwrite"]) == 0
+    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--format", "onnx", "--output", str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "checkpoint not found" in err and not (tmp_path / "x.onnx").exists()
