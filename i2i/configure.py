@@ -61,7 +61,7 @@ def validate(cfg: Config, cls, check_paths: bool = True) -> None:
 
         check_data_config(replace(cfg.data, root=cfg.eval.root), "eval", check_paths)
         check_metric_names(list(cfg.eval.metrics), "eval.metrics", cfg.eval.best)
-    cls.check_config(cfg)
+    cls.check_config(cfg, check_paths)
 
 
 def combine(tree: dict, overrides: Iterable[str]) -> dict:

@@ -3,6 +3,9 @@
 ``builtin:shapes``: A is a flat-colour label map (background plus 2-5 rectangles,
 ellipses and triangles, one colour per class), B is a "photo" of the same layout
 (sky gradient, striped bricks, shaded spheres, graded triangles, sensor noise).
+``builtin:haze``: B is a shapes "photo", A the same photo under synthetic haze
+(atmospheric scattering, :mod:`i2i.data.haze`: depth growing towards the top of the
+image, beta in [0.6, 1.8], airlight in [0.7, 1.0]), for dehazing demos.
 Each image is a pure function of (name, phase, index, stream): the same call always
 gives the same pixels.  Phases: train (64 items), val (16), test (16).
 Images are square, ``size`` pixels (the datasets use ``max(load_size, crop_size)``),
@@ -84,9 +87,19 @@ def render_shapes(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     return SHAPES_PALETTE[classes], np.clip(np.round(photo), 0, 255).astype(np.uint8)
 
 
+def render_haze(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One (hazy, clear) pair, both ``uint8`` ``size x size x 3``."""
+    from .haze import hazy_uint8
+
+    _, clear = render_shapes(rng, size)
+    beta, airlight = float(rng.uniform(0.6, 1.8)), float(rng.uniform(0.7, 1.0))
+    return hazy_uint8(clear, None, beta, airlight), clear
+
+
 #: builtin name -> renderer ``(rng, size) -> (A, B)``
 BUILTINS: dict[str, Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]] = {
     "shapes": render_shapes,
+    "haze": render_haze,
 }
 
 

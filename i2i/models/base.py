@@ -70,8 +70,9 @@ class Model(nn.Module):
         self.settings = cfg.model
 
     @classmethod
-    def check_config(cls, cfg: Config) -> None:
-        """Checks across sections that only this model knows (one-line ConfigError)."""
+    def check_config(cls, cfg: Config, check_paths: bool = True) -> None:
+        """Checks across sections that only this model knows (one-line ConfigError);
+        ``check_paths=False``: a checkpoint's config read for inference (no training files needed)."""
 
     # ------------------------------------------------------------------ training
     def optim_groups(self) -> dict[str, list[nn.Module]]:

@@ -52,7 +52,7 @@ class CycleGAN(AdversarialModel):
     directions = ("AtoB", "BtoA")
 
     @classmethod
-    def check_config(cls, cfg) -> None:
+    def check_config(cls, cfg, check_paths: bool = True) -> None:
         if cfg.model.lambda_identity > 0 and cfg.data.in_channels != cfg.data.out_channels:
             raise ConfigError("model.lambda_identity: the identity loss needs as many A channels as B channels; "
                               "set it to 0")
