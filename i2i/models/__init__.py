@@ -2,7 +2,7 @@
 from ..registry import MODELS
 from .adversarial import AdversarialModel
 from .base import Model, Phase, preserved_buffers, scalar_logs
-from . import cyclegan, pix2pix  # noqa: F401  (registration)
+from . import cogan, cyclegan, pix2pix  # noqa: F401  (registration)
 
 
 def build_model(cfg) -> Model:
