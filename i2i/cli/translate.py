@@ -98,6 +98,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     c_in = translator.channels(args.direction)[0]
     failed: list[tuple[Path, str]] = []
     pending: list[tuple[torch.Tensor, Path]] = []
+    fit: list[float] = []  # reconstruction errors of translators that invert a generator (CoGAN)
 
     def flush() -> None:
         if not pending:
@@ -107,6 +108,8 @@ def translate_folder(args: argparse.Namespace) -> int:
             size = batch.shape[-2:]
             batch = F.interpolate(batch, size=(args.resize, args.resize), mode="bicubic", align_corners=False)
         out = translator.translate_tensor(batch, args.direction)
+        if getattr(translator.model, "last_inversion_error", None) is not None:
+            fit.extend([translator.model.last_inversion_error] * len(pending))
         if args.resize:
             out = F.interpolate(out, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
         for image, (_, dst) in zip(out, pending):
@@ -131,6 +134,9 @@ def translate_folder(args: argparse.Namespace) -> int:
     done = len(todo) - len(failed)
     print(f"translated {done} image(s) into {out_root}" + (f", kept {skipped} existing (use --overwrite)" if skipped else ""),
           file=sys.stderr)
+    if fit:
+        print(f"mean reconstruction error of the latent inversion: {sum(fit) / len(fit):.4f} (MSE, pixels in [-1, 1])",
+              file=sys.stderr)
     if args.html:
         from ..gallery import translation_gallery
         bad = {src for src, _ in failed}

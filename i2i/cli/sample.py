@@ -1,0 +1,91 @@
+"""``i2i-sample``: draw image pairs from a checkpoint of a translator that generates from noise (CoGAN).
+
+Writes ``OUTPUT/A/00000.png ...`` and ``OUTPUT/B/00000.png ...`` (the files of one
+name come from the same latent vector, so they form a pair) and ``OUTPUT/grid.png``
+(rows of A | B pairs).  Every file is written atomically; existing files are never
+replaced unless ``--overwrite``: without it the command writes nothing and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from ..errors import I2IError
+from .common import add_debug, add_import, run
+
+CHUNK = 64  #: pairs generated per forward pass
+
+
+class UsageError(I2IError):
+    """A bad argument: exit code 2."""
+
+    exit_code = 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="i2i-sample", description=__doc__.split("\n")[0].strip("`: "))
+    p.add_argument("--checkpoint", required=True, help="checkpoint .pt file or run folder (newest checkpoint)")
+    p.add_argument("--n", type=int, default=64, help="number of pairs (default 64)")
+    p.add_argument("--output", required=True, help="output folder: gets A/, B/ and grid.png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (same seed, same pairs)")
+    p.add_argument("--weights", default="ema", choices=["ema", "raw"],
+                   help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
+    p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_import(p)
+    add_debug(p)
+    return p
+
+
+def pair_grid(images_a: torch.Tensor, images_b: torch.Tensor, per_row: int) -> torch.Tensor:
+    """One C x H x W grid: ``per_row`` pairs a row, each pair A | B (grayscale shown as RGB)."""
+    from ..engine.logger import image_grid
+
+    a, b = (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in (images_a, images_b))
+    cells = [image for pair in zip(a, b) for image in pair]
+    return image_grid([cells[i: i + 2 * per_row] for i in range(0, len(cells), 2 * per_row)])
+
+
+def sample(args: argparse.Namespace) -> int:
+    from .. import load_translator
+    from ..data.io import tensor_to_image, write_image
+
+    if args.n < 1:
+        raise UsageError(f"--n must be >= 1, got {args.n}")
+    out = Path(args.output)
+    names = [f"{i:05d}.png" for i in range(args.n)]
+    targets = [out / side / name for name in names for side in ("A", "B")] + [out / "grid.png"]
+    existing = [p for p in targets if p.exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{existing[0]} exists ({len(existing)} output file(s) do): use --overwrite or another --output")
+    translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
+    model = translator.model
+    generator = torch.Generator().manual_seed(args.seed)
+    images_a, images_b = [], []
+    for start in range(0, args.n, CHUNK):
+        try:
+            a, b = model.sample(min(CHUNK, args.n - start), generator)
+        except NotImplementedError:
+            raise UsageError(f"--checkpoint {args.checkpoint}: a {model.settings.name} checkpoint translates images "
+                             "and does not sample from noise (use i2i-translate)") from None
+        images_a.append(a.clamp(-1, 1).cpu())
+        images_b.append(b.clamp(-1, 1).cpu())
+    images_a, images_b = torch.cat(images_a), torch.cat(images_b)
+    for name, a, b in zip(names, images_a, images_b):
+        write_image(out / "A" / name, tensor_to_image(a))
+        write_image(out / "B" / name, tensor_to_image(b))
+    write_image(out / "grid.png", tensor_to_image(pair_grid(images_a, images_b, math.ceil(math.sqrt(args.n)))))
+    print(f"wrote {args.n} pair(s) into {out}/A and {out}/B, grid: {out / 'grid.png'}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(sample, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
