@@ -100,7 +100,7 @@ class Registry:
         return len(self._builders)
 
 
-GENERATORS = Registry("generator", ("i2i.nn.generators", "i2i.nn.unit", "i2i.nn.tiramisu", "i2i.nn.cogan"))
+GENERATORS = Registry("generator", ("i2i.nn.generators", "i2i.nn.unit", "i2i.nn.tiramisu", "i2i.nn.cogan", "i2i.dehaze.physics"))
 DISCRIMINATORS = Registry("discriminator", ("i2i.nn.discriminators", "i2i.nn.autoencoder", "i2i.nn.cogan"))
 GAN_LOSSES = Registry("GAN loss", ("i2i.losses",))
 PENALTIES = Registry("penalty", ("i2i.losses",))

@@ -1,0 +1,82 @@
+"""A dehazing generator built on the atmospheric scattering model: the network refines
+the dark-channel estimate of the transmission instead of painting the clear image.
+
+For a hazy image ``I = J t + A (1 - t)`` (:mod:`i2i.data.haze`), the dark channel
+prior (He et al. 2009) gives an airlight ``A`` and a first transmission
+``t0 = 1 - omega dark(I / A)``.  A small CNN, run at ``1 / scale`` of the resolution
+on ``(I, t0, dark(I))``, predicts a correction of ``logit(t0)`` and of ``A``; the
+transmission is brought back to full resolution and refined by a guided filter with
+the gray image as guide (He et al. 2010), and ``J = (I - A) / max(t, t_min) + A``.
+Both corrections are multiplied by learned gains that start at 0, so the untrained
+network is the dark channel prior (its transmission taken at ``1 / scale`` of the
+resolution, then guided-filtered with radius ``radius``), and training moves it only
+where the data says so.  Fully convolutional, any size;
+the image statistics (A) are per image, so tiles of one image may see different A.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import GENERATORS
+from .dcp import dark_channel, estimate_airlight, gray, guided_filter
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.LeakyReLU(0.2, True)]
+
+
+class PhysicsDehazer(nn.Module):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 32, scale: int = 4, patch: int = 15,
+                 omega: float = 0.95, radius: int = 30, eps: float = 1e-3, t_min: float = 0.05) -> None:
+        super().__init__()
+        if in_channels != 3 or out_channels != 3:
+            raise ValueError("the physics dehazer works on RGB images (in_channels = out_channels = 3)")
+        self.scale, self.patch, self.omega, self.radius, self.eps, self.t_min = scale, patch, omega, radius, eps, t_min
+        w = width
+        self.down = nn.Sequential(*_conv(5, w), *_conv(w, 2 * w, 2), *_conv(2 * w, 2 * w), *_conv(2 * w, 4 * w, 2),
+                                  *_conv(4 * w, 4 * w))
+        self.up = nn.Sequential(*_conv(4 * w + 2 * w, 2 * w), *_conv(2 * w, 2 * w))
+        self.up2 = nn.Sequential(*_conv(2 * w + w, w), nn.Conv2d(w, 1, 3, padding=1))
+        self.skip1 = nn.Sequential(*_conv(5, w))
+        self.skip2 = nn.Sequential(*_conv(5, w), *_conv(w, 2 * w, 2))
+        self.airlight_head = nn.Linear(4 * w, 3)
+        self.t_gain = nn.Parameter(torch.zeros(1))
+        self.a_gain = nn.Parameter(torch.zeros(1))
+        self.size_multiple = 1
+
+    def prior(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Dark channel, airlight (B x 3) and first transmission of images in [0, 1]."""
+        with torch.no_grad():
+            dark = dark_channel(img, self.patch)
+            airlight = estimate_airlight(img, dark).clamp(min=0.05)
+            t0 = 1 - self.omega * dark_channel(img / airlight[:, :, None, None], self.patch)
+        return dark, airlight, t0.clamp(0.02, 0.98)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        img = ((x.float() + 1) / 2).clamp(0, 1)
+        h, w = img.shape[-2:]
+        dark, airlight, t0 = self.prior(img)
+        small_size = (max(4, -(-h // self.scale)), max(4, -(-w // self.scale)))
+        feats = F.interpolate(torch.cat([img, t0, dark], 1), size=small_size, mode="area")
+        deep = self.down(feats)  # 1/4 of the small size
+        mid = self.skip2(feats)
+        up = self.up(torch.cat([F.interpolate(deep, size=mid.shape[-2:], mode="bilinear", align_corners=False), mid], 1))
+        delta = self.up2(torch.cat([F.interpolate(up, size=small_size, mode="bilinear", align_corners=False),
+                                    self.skip1(feats)], 1))
+        t_small = torch.sigmoid(torch.logit(F.interpolate(t0, size=small_size, mode="area")) + self.t_gain * delta)
+        t = F.interpolate(t_small, size=(h, w), mode="bilinear", align_corners=False)
+        if self.radius:
+            t = guided_filter(gray(img), t, self.radius, self.eps)
+        a = airlight * (1 + 0.2 * torch.tanh(self.a_gain * self.airlight_head(deep.mean(dim=(2, 3)))))
+        a = a[:, :, None, None]
+        clear = (img - a) / t.clamp(min=self.t_min) + a
+        return (clear.clamp(0, 1) * 2 - 1).to(x.dtype)
+
+
+@GENERATORS.register("physics_dehazer")
+def physics_dehazer(in_channels=3, out_channels=3, width=32, scale=4, patch=15, omega=0.95, radius=30, eps=1e-3,
+                    t_min=0.05):
+    """Dark-channel-prior dehazing with a learned transmission and airlight correction (RGB only)."""
+    return PhysicsDehazer(in_channels, out_channels, width, scale, patch, omega, radius, eps, t_min)
