@@ -166,6 +166,21 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path):
     assert best["step"] == max(evals, key=lambda r: r["eval/psnr"])["step"]
 
 
+def test_evaluation_during_training_writes_a_page_per_evaluation(tmp_path):
+    cfg = tiny_config(tmp_path)
+    args = ["--config", str(cfg), "--set", "train.max_steps=4", "eval.every=2", "eval.root=builtin:shapes",
+            "eval.max_items=3", "eval.html=true", "eval.metrics=[psnr]"]
+    assert train_main(args) == 0
+    run = tmp_path / "runs" / "pix2pix"
+    pages = sorted(p.name for p in (run / "eval").iterdir())
+    assert pages == ["step_0000002", "step_0000004"]
+    page = (run / "eval" / "step_0000004" / "index.html").read_text()
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/psnr" in r]
+    assert f"{evals[-1]['eval/psnr']:.4g}"[:4] in page
+    for column in range(3):  # input, output, target of each of the 3 images
+        assert len(list((run / "eval" / "step_0000004" / "img" / str(column)).iterdir())) == 3
+
+
 def test_unknown_eval_metric_is_a_config_error(tmp_path, capsys):
     cfg = tiny_config(tmp_path)
     assert train_main(["--config", str(cfg), "--set", "eval.every=2", "eval.root=builtin:shapes",

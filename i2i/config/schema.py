@@ -147,6 +147,7 @@ class EvalConfig:
     palette: str = ""  #: seg metric: palette file (lines ``index R G B``)
     inception_weights: str = ""  #: fid/kid/is: local FID Inception weights file
     ema: bool = True  #: score the EMA weights when train.ema is on (false: the raw weights)
+    html: bool = False  #: also write a results page per evaluation: RUN/eval/step_N/index.html
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -53,16 +54,39 @@ class Evaluator:
         self.runs = 0
 
     @torch.no_grad()
-    def run(self, model) -> dict[str, float]:
+    def run(self, model, html_dir: str | Path | None = None) -> dict[str, float]:
+        """Scores of the validation set; with ``html_dir`` also a results page (input | output |
+        target with each image's scores, :mod:`i2i.gallery`), written as the images are scored."""
         self.suite.reset(keep_reference=self.runs > 0)
-        src, dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
+        scores: dict[str, float] = {}
         with untouched(model):
             model.eval()
-            for batch in self.loader:
-                pred = model.translate(batch[src].to(self.device), self.direction)
-                self.suite.update(pred.float(), batch[dst].to(self.device))
+            rows = self._rows(model, scores)
+            if html_dir is None:
+                for _ in rows:
+                    pass
+            else:
+                from ..gallery import write_gallery
+
+                write_gallery(html_dir, rows, summary=scores, columns=["input", "output", "target"],
+                              title=f"evaluation: {Path(html_dir).name}")
         self.runs += 1
-        return self.suite.compute()
+        return scores
+
+    def _rows(self, model, scores: dict[str, float]) -> Iterator[dict]:
+        from ..data.io import tensor_to_image
+
+        src, dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
+        for batch in self.loader:
+            pred = model.translate(batch[src].to(self.device), self.direction).float()
+            per_image = self.suite.update(pred, batch[dst].to(self.device))
+            names = batch.get(f"{src}_path") or [str(i) for i in range(len(pred))]
+            for i, name in enumerate(names):
+                yield {"name": Path(str(name)).name,
+                       "images": {"input": tensor_to_image(batch[src][i]), "output": tensor_to_image(pred[i].cpu()),
+                                  "target": tensor_to_image(batch[dst][i])},
+                       "scores": {k: float(v[i]) for k, v in per_image.items()}}
+        scores.update(self.suite.compute())
 
     @staticmethod
     def is_better(name: str, value: float, best: float | None) -> bool:

@@ -189,8 +189,9 @@ class Trainer:
         return contextlib.nullcontext()
 
     def evaluate(self) -> dict[str, float]:
+        html = self.run_dir / "eval" / f"step_{self.step:07d}" if self.cfg.eval.html else None
         with self.inference_weights():
-            scores = self.evaluator.run(self.model)
+            scores = self.evaluator.run(self.model, html)
         self.logger.scalars(self.step, scores, prefix="eval")
         key = self.cfg.eval.best
         if key and key in scores:
