@@ -108,7 +108,7 @@ def translate_folder(args: argparse.Namespace) -> int:
             size = batch.shape[-2:]
             batch = F.interpolate(batch, size=(args.resize, args.resize), mode="bicubic", align_corners=False)
         out = translator.translate_tensor(batch, args.direction)
-        if getattr(translator.model, "last_inversion_error", None) is not None:
+        if getattr(getattr(translator, "model", None), "last_inversion_error", None) is not None:
             fit.extend([translator.model.last_inversion_error] * len(pending))
         if args.resize:
             out = F.interpolate(out, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
