@@ -127,3 +127,16 @@ def test_training_lowers_reconstruction_resumes_exactly_and_translates_both_ways
         assert translate_main(["--checkpoint", str(tmp_path / "runs" / "full"), "--input", str(src),
                                "--output", str(out), "--direction", direction]) == 0
         assert read_image(out / "x.png").shape == (30, 42, 3)
+
+
+def test_optional_perceptual_term_compares_each_translation_with_its_source():
+    torch.manual_seed(0)
+    tree = {"model": {"name": "unit", "vgg_w": 2.0, "vgg_weights": "random"}, "nets": TINY_NETS, "data": DATA}
+    model = build_model(build_config(tree))
+    batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    out = model.generate(batch)
+    loss, logs = model.loss("G", batch, out)
+    expected = ((model.perceptual.features(out["fake_A"])["relu5_3"]
+                 - model.perceptual.features(batch["B"])["relu5_3"]) ** 2).mean()
+    assert logs["vgg_A"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not any("vgg" in k or "perceptual" in k for k in model.state_dict())

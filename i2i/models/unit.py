@@ -9,7 +9,7 @@ iteration, as in the authors' trainer (D step, then G step):
 * cycle: aba = G_a(E_b(ab) + n), bab = G_b(E_a(ba) + n);
 * G minimizes ``gan_w * (adv(ba) + adv(ab)) + recon_x_w * |a' - a|_1 + recon_kl_w * KL(h_a)
   + recon_x_cyc_w * |aba - a|_1 + recon_kl_cyc_w * KL(E_b(ab))`` (and the same for b),
-  KL(h) = mean(h^2);
+  KL(h) = mean(h^2), plus ``vgg_w * |VGG(ba) - VGG(b)|^2`` when ``vgg_w > 0`` (off by default);
 * D_a judges a against ba, D_b judges b against ab.
 
 Defaults from the authors' configs: LSGAN without the 1/2 (any objective of
@@ -22,13 +22,14 @@ are multiplied by the number of scales here, and D's loss is not halved.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import List
 
 import torch
 import torch.nn.functional as F
 
 from ..config import ModelSettings, rule
-from ..losses import kl_unit_variance
+from ..losses import PerceptualLoss, kl_unit_variance
 from ..nn import build_discriminator, build_generator
 from ..registry import DISCRIMINATORS, GENERATORS, MODELS
 from .adversarial import AdversarialModel
@@ -46,6 +47,10 @@ class UNITSettings(ModelSettings):
     recon_kl_w: float = rule(0.01, ge=0)  #: KL of the latent
     recon_x_cyc_w: float = rule(10.0, ge=0)  #: L1 of the cycle reconstruction
     recon_kl_cyc_w: float = rule(0.01, ge=0)  #: KL of the cycle's latent
+    #: VGG19 perceptual distance between each translation and its source (content kept); 0 = off
+    vgg_w: float = rule(0.0, ge=0)
+    vgg_layers: List[str] = field(default_factory=lambda: ["relu5_3"])  #: VGG19 layers compared
+    vgg_weights: str = ""  #: VGG19 weights file ('' = $I2I_VGG_WEIGHTS, then torchvision's cache; 'random' for tests)
 
 
 @MODELS.register("unit")
@@ -79,6 +84,22 @@ class UNIT(AdversarialModel):
         scales = len(getattr(self.D_A, "scales", [None]))
         self.d_loss_weight = float(scales)  # the authors sum over scales; the loss module averages
         self.adv_scale = float(scales)
+        self._perceptual: PerceptualLoss | None = None  # built on first use: inference needs no VGG
+
+    @classmethod
+    def check_config(cls, cfg, check_paths: bool = True) -> None:
+        from ..losses.perceptual import find_vgg_weights
+
+        if check_paths and cfg.model.vgg_w > 0 and cfg.model.vgg_weights != "random":
+            find_vgg_weights(cfg.model.vgg_weights or None)
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        if self._perceptual is None:
+            s = self.settings
+            vgg = PerceptualLoss(s.vgg_layers, criterion="mse", weights=s.vgg_weights or None)
+            object.__setattr__(self, "_perceptual", vgg.to(next(self.G.parameters()).device))
+        return self._perceptual
 
     def generators(self):
         return [self.G]
@@ -120,8 +141,13 @@ class UNIT(AdversarialModel):
         kl_cyc_a, kl_cyc_b = kl_unit_variance(out["h_ab"]), kl_unit_variance(out["h_ba"])
         loss = (s.gan_w * (adv_a + adv_b) + s.recon_x_w * (rec_a + rec_b) + s.recon_kl_w * (kl_a + kl_b)
                 + s.recon_x_cyc_w * (cyc_a + cyc_b) + s.recon_kl_cyc_w * (kl_cyc_a + kl_cyc_b))
-        return loss, scalar_logs(G_A=adv_a, G_B=adv_b, rec_A=rec_a, rec_B=rec_b, kl_A=kl_a, kl_B=kl_b,
-                                 cycle_A=cyc_a, cycle_B=cyc_b, kl_cyc_A=kl_cyc_a, kl_cyc_B=kl_cyc_b)
+        logs = dict(G_A=adv_a, G_B=adv_b, rec_A=rec_a, rec_B=rec_b, kl_A=kl_a, kl_B=kl_b,
+                    cycle_A=cyc_a, cycle_B=cyc_b, kl_cyc_A=kl_cyc_a, kl_cyc_B=kl_cyc_b)
+        if s.vgg_w > 0:  # the authors compare instance-normalized features; this is the plain MSE of them
+            vgg_a, vgg_b = self.perceptual(out["fake_A"], b), self.perceptual(out["fake_B"], a)
+            loss = loss + s.vgg_w * (vgg_a + vgg_b)
+            logs.update(vgg_A=vgg_a, vgg_B=vgg_b)
+        return loss, scalar_logs(**logs)
 
     def visuals(self, batch, out):
         return [batch["A"], out["fake_B"], out["rec_A"], batch["B"], out["fake_A"], out["rec_B"]]
