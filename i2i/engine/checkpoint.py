@@ -24,7 +24,7 @@ _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sync=True) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
     return path
 
