@@ -6,10 +6,18 @@ checkpoint, no training.
 Output files mirror the input tree: same relative paths, names and formats.
 Existing outputs are kept unless ``--overwrite``; unreadable inputs are
 skipped, listed at the end, and make the exit code 1.
+
+Inputs are never written to.  An ``--output`` equal to the ``--input`` folder is
+refused; an ``--output`` folder inside it is left out of the inputs.  A run in which
+an output file would be an input file, or two inputs would be written to one output
+file (``--ext png`` with ``a.jpg`` and ``a.png``; names compared ignoring case, as
+some file systems do), is refused with the list of clashes before anything is
+written (exit code 2).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +27,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
 from .common import add_debug, add_import, run
+from .paths import check_output_dir, file_ids, inside
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _inputs(path: Path) -> list[tuple[Path, Path]]:
+def _inputs(path: Path, out_root: Path) -> list[tuple[Path, Path]]:
+    """``(input file, output path relative to --output)``; an output folder inside ``path`` is no input."""
     from ..data.io import IMAGE_EXTENSIONS, list_images
 
     if path.is_file():
@@ -55,8 +65,41 @@ def _inputs(path: Path) -> list[tuple[Path, Path]]:
             raise I2IError(f"--input {path}: not an image file")
         return [(path, Path(path.name))]
     if path.is_dir():
+        if path.resolve() == out_root.resolve():
+            raise ConfigError(f"--output {out_root}: is the --input folder: translations would replace the inputs; "
+                              "give another folder")
+        if inside(out_root, path):
+            print(f"note: --output {out_root} lies inside --input {path}: its files are not read as inputs",
+                  file=sys.stderr)
+            return [(p, p.relative_to(path)) for p in list_images(path) if not inside(p, out_root)]
         return [(p, p.relative_to(path)) for p in list_images(path)]
     raise I2IError(f"--input not found: {path}")
+
+
+def _some(items: list[str], k: int = 5) -> str:
+    return "; ".join(items[:k]) + (f"; ... (+{len(items) - k} more)" if len(items) > k else "")
+
+
+def check_plan(jobs: list[tuple[Path, Path]], out_root: Path) -> None:
+    """No output file is an input file, and no two inputs are written to one output file."""
+    by_name: dict[str, list[tuple[Path, Path]]] = {}
+    for src, rel in jobs:
+        by_name.setdefault(rel.as_posix().casefold(), []).append((src, rel))
+    clashes = [f"{' + '.join(str(s) for s, _ in group)} -> {out_root / group[-1][1]}"
+               for group in by_name.values() if len(group) > 1]
+    if clashes:
+        raise ConfigError(f"{len(clashes)} output file(s) would be written from several inputs: {_some(clashes)} "
+                          "(rename the inputs, or leave out --ext)")
+    sources = {src.resolve() for src, _ in jobs}
+    ids = file_ids(src for src, _ in jobs)
+    hits = []
+    for src, rel in jobs:
+        dst = out_root / rel
+        if dst.resolve() in sources or (os.path.lexists(dst) and set(file_ids([dst])) & set(ids)):
+            hits.append(str(dst))
+    if hits:
+        raise ConfigError(f"{len(hits)} output file(s) would replace input files: {_some(hits)} "
+                          "(give another --output folder)")
 
 
 def translate_folder(args: argparse.Namespace) -> int:
@@ -74,13 +117,14 @@ def translate_folder(args: argparse.Namespace) -> int:
     if args.html:
         from ..gallery import check_out_dir
         check_out_dir(args.html, args.input, args.output)
-    jobs = _inputs(Path(args.input))
+    out_root = check_output_dir(args.output, "--output")
+    jobs = _inputs(Path(args.input), out_root)
     if args.ext:
         ext = "." + args.ext.lower().lstrip(".")
         if ext not in IMAGE_EXTENSIONS:
             raise I2IError(f"--ext {args.ext}: not an image format ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         jobs = [(src, rel.with_suffix(ext)) for src, rel in jobs]
-    out_root = Path(args.output)
+    check_plan(jobs, out_root)
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
     skipped = len(jobs) - len(todo)
     if args.method == "dcp":
