@@ -68,11 +68,14 @@ def _inputs(path: Path, out_root: Path) -> list[tuple[Path, Path]]:
         if path.resolve() == out_root.resolve():
             raise ConfigError(f"--output {out_root}: is the --input folder: translations would replace the inputs; "
                               "give another folder")
+        found = list_images(path)
         if inside(out_root, path):
-            print(f"note: --output {out_root} lies inside --input {path}: its files are not read as inputs",
-                  file=sys.stderr)
-            return [(p, p.relative_to(path)) for p in list_images(path) if not inside(p, out_root)]
-        return [(p, p.relative_to(path)) for p in list_images(path)]
+            kept = [p for p in found if not inside(p, out_root)]
+            if len(kept) < len(found):
+                print(f"note: --output {out_root} lies inside --input {path}: its {len(found) - len(kept)} image(s) "
+                      "are not read as inputs", file=sys.stderr)
+            found = kept
+        return [(p, p.relative_to(path)) for p in found]
     raise I2IError(f"--input not found: {path}")
 
 

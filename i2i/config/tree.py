@@ -295,7 +295,27 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError("eval.root: eval.every is set but no validation folder is given")
 
 
+_STAMP = "# written by i2i-train; sha256 {} of the lines below (an edit is noticed on --resume)\n"
+
+
+def _digest(body: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config, stamped with a checksum so that a later edit of the file is noticed."""
     from ..utils import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    body = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    atomic_write_text(path, _STAMP.format(_digest(body)) + body)
+
+
+def edited_since_saved(text: str) -> bool | None:
+    """Whether a file written by :func:`save_config` was changed since (None: it carries no stamp)."""
+    first, _, body = text.partition("\n")
+    head, sep, tail = _STAMP.partition("{}")
+    if not (first + "\n").startswith(head) or not first.endswith(tail.rstrip("\n")):
+        return None
+    return first[len(head): len(first) - len(tail.rstrip("\n"))] != _digest(body)

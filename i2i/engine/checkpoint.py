@@ -10,6 +10,7 @@ included), ``optimizers`` and ``schedulers`` (by optimizer group), ``scaler``,
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,42 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file, or the newest one of a run folder."""
-    path = resolve_checkpoint(path)
+    """Load a checkpoint file, or the newest readable one of a run folder (saying so if it skips one)."""
+    path = Path(path)
+    if path.is_dir():
+        found, state, skipped = load_newest(path, map_location)
+        warn_skipped(skipped, found)
+        return state
+    return read_checkpoint(resolve_checkpoint(path), map_location)
+
+
+def load_newest(run_dir: str | Path, map_location: str | torch.device = "cpu"
+                ) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
+    """``(path, state, skipped)``: the newest step checkpoint of ``run_dir`` that loads, and the newer
+    ones that did not (cut short by a power loss or a full disk), each with its error line."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoints/step_*.pt in this run folder")
+    skipped: list[tuple[Path, str]] = []
+    for path in reversed(found):
+        try:
+            return path, read_checkpoint(path, map_location), skipped
+        except CheckpointError as exc:
+            skipped.append((path, str(exc)))
+    raise CheckpointError(f"{run_dir}: none of its {len(found)} checkpoint(s) is readable (newest: {skipped[0][1]})")
+
+
+def warn_skipped(skipped: list[tuple[Path, str]], using: Path) -> None:
+    for _, why in skipped:
+        print(f"warning: {why}; using the newest readable one, {using.name}", file=sys.stderr)
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one checkpoint file; ``CheckpointError`` (one line) if it is not a whole, valid one."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not a checkpoint
-        raise CheckpointError(f"{path}: not a readable i2i checkpoint ({type(exc).__name__})") from None
+        raise CheckpointError(f"{path}: not a readable i2i checkpoint: cut short or damaged ({type(exc).__name__})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not an i2i checkpoint (no model/config)")
     return state

@@ -28,7 +28,7 @@ def image_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> torch.Tensor:
 class RunLogger:
     """Writes into a run folder: ``metrics.jsonl``, ``tb/`` and ``samples/``."""
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, purge_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.sample_dir = self.run_dir / "samples"
@@ -36,7 +36,8 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+            # a resumed run: TensorBoard drops the events of steps >= purge_step written before
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
         record = {"step": step, **{f"{prefix}/{k}": float(v) for k, v in values.items()}}

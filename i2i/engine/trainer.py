@@ -71,7 +71,8 @@ class Trainer:
         self.best: float | None = None
         if resume is not None:
             self._load_state(resume)
-        self.logger = RunLogger(self.run_dir, cfg.log.tensorboard) if self.dist.is_main else None
+        purge = self.step + 1 if resume is not None else None
+        self.logger = RunLogger(self.run_dir, cfg.log.tensorboard, purge) if self.dist.is_main else None
         self.evaluator = None
         if cfg.eval.every and self.dist.is_main:
             from .evaluate import Evaluator
