@@ -124,6 +124,8 @@ class TrainConfig:
     checkpoint_every: int = rule(1000, ge=1)  #: steps between checkpoints (also at each epoch end and at the end)
     keep_last: int = rule(3, ge=1)  #: checkpoints kept on disk
     threads: int = rule(0, ge=0)  #: torch CPU threads (0 = torch's default)
+    #: steps in a row with a NaN or infinite loss (each skipped, no update) before training stops
+    max_bad_steps: int = rule(10, ge=1)
     ema: EmaConfig = field(default_factory=EmaConfig)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 import operator
 import types
 import typing
@@ -109,7 +110,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return float(value)
     if tp is float and isinstance(value, str):  # YAML reads 1e-4 as a string
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     check = {"list": list, "dict": dict}.get(tp, tp) if isinstance(tp, str) else tp
@@ -117,6 +118,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         raise ConfigError(f"{path}: expected {_type_name(check)}, got {value!r}")
     if isinstance(check, type) and not isinstance(value, check):
         raise ConfigError(f"{path}: expected {_type_name(check)}, got {type(value).__name__} {value!r}")
+    if check is float and not math.isfinite(value):
+        raise ConfigError(f"{path}: expected a finite number, got {value!r}")
     return value
 
 

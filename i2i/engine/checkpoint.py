@@ -67,8 +67,13 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not a checkpoint
         raise CheckpointError(f"{path}: not a readable i2i checkpoint: cut short or damaged ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path}: not an i2i checkpoint (no model/config)")
+    for part in ("model", "ema"):
+        for name, value in (state.get(part) or {}).items():
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{path}: its weights hold NaN or Inf ({part} {name}); "
+                                      "use an earlier checkpoint")
     return state
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from ..config import Config, to_dict
 from ..data import build_dataset, build_loader
 from ..models import build_model
 from . import distributed as dist
-from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
+from .checkpoint import checkpoint_dir, list_checkpoints, prune_checkpoints, save_checkpoint
 from .ema import EMA
+from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
@@ -69,6 +71,9 @@ class Trainer:
         self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
+        self.guard = BadStepGuard(cfg.train.max_bad_steps, quiet=not self.dist.is_main)
+        self.bad_losses: list[str] = []
+        self._saved_step = -1
         if resume is not None:
             self._load_state(resume)
         purge = self.step + 1 if resume is not None else None
@@ -86,10 +91,12 @@ class Trainer:
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
         batch = _to_device(batch, self.device)
+        buffers = BufferSnapshot(model)
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
         with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):
             out = model.generate(batch)
         logs: dict[str, torch.Tensor] = {}
+        self.bad_losses = []
         for phase in due:
             frozen = [p for g in phase.frozen for p in self.params[g]]
             _set_requires_grad(frozen, False)
@@ -99,15 +106,22 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             dist.average_gradients(params)
-            clip = self.cfg.optim[phase.group].grad_clip
-            if clip:
-                self.scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            self.scaler.step(opt)
-            self.scaler.update()
-            model.after_step(phase.name)
+            bad = non_finite(phase, loss, phase_logs, params, self.device, check_grads=amp != "fp16")
+            if bad is None:
+                clip = self.cfg.optim[phase.group].grad_clip
+                if clip:
+                    self.scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                self.scaler.step(opt)
+                self.scaler.update()
+                model.after_step(phase.name)
+            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard)
+                opt.zero_grad(set_to_none=True)
+                self.bad_losses.append(bad)
             _set_requires_grad(frozen, True)
             logs.update(phase_logs)
+        if self.bad_losses:
+            buffers.restore()
         for group, sched in self.schedulers.items():
             if self.cfg.optim[group].unit == "iter":
                 sched.step()
@@ -167,6 +181,8 @@ class Trainer:
                     if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
                         last = self.save() or last
                     del out  # not alive during the next step (it would keep this step's tensors)
+                    if self.guard.update(self.step, self.bad_losses):
+                        raise self._stop_on_bad_steps()
                     if finished or epoch_done:
                         break
         finally:
@@ -221,11 +237,35 @@ class Trainer:
         return state
 
     def save(self) -> Path | None:
+        """Write a step checkpoint (rank 0), never one holding NaN or Inf."""
         if not self.dist.is_main:
             return None
-        path = save_checkpoint(self.state_dict(), checkpoint_dir(self.run_dir) / f"step_{self.step:07d}.pt")
+        path = checkpoint_dir(self.run_dir) / f"step_{self.step:07d}.pt"
+        if self._saved_step == self.step and path.is_file():  # this very state is on disk already
+            return path
+        bad = finite_state(self.model, self.ema)
+        if bad is not None:
+            print(f"warning: step {self.step}: no checkpoint written: {bad} holds non-finite values", file=sys.stderr)
+            return None
+        save_checkpoint(self.state_dict(), path)
+        self._saved_step = self.step
         prune_checkpoints(self.run_dir, self.cfg.train.keep_last)
         return path
+
+    def _stop_on_bad_steps(self) -> StopTraining:
+        """Checkpoint the last good state (no bad step changed the weights) and say what went wrong."""
+        guard = self.guard
+        what = (f"training stopped at step {self.step}: non-finite {guard.first} for {guard.streak} steps in a row "
+                f"(train.max_bad_steps)")
+        path = self.save()
+        if not self.dist.is_main:
+            return StopTraining(what)
+        if path is None:
+            saved = list_checkpoints(self.run_dir)
+            where = f"; the newest good checkpoint is {saved[-1]}" if saved else ""
+            return StopTraining(f"{what}; the model state is no longer finite{where}")
+        return StopTraining(f"{what}; the last good state is saved in {path} (lower the learning rate with --set, "
+                            "or check the data, then --resume)")
 
     def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
