@@ -35,6 +35,7 @@ from ..errors import ConfigError, DataError
 from ..gallery import check_out_dir
 from ..registry import METRICS, RegistryError
 from .common import add_debug, add_import, run
+from .paths import check_output_file
 
 
 class PairingError(DataError):
@@ -166,6 +167,8 @@ def evaluate(args: argparse.Namespace) -> int:
             if args.ignore_index is not None and "ignore_index" in METRICS.parameters(n)}
     if args.input and not args.html:
         raise ConfigError("--input is only used with --html")
+    if args.json:
+        check_output_file(args.json, "--json")
     if args.html:
         check_out_dir(args.html, args.pred, args.target, args.labels, args.input)
     pred = keyed_images(args.pred, "--pred")

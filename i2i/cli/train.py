@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..config import save_config
 from ..configure import config_of_checkpoint, load_config
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from .common import add_debug, add_import, run
+from .paths import check_output_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def _shared_run_dir(out_dir: str | Path, name: str) -> Path:
     from ..engine import distributed as dist
     import torch.distributed as tdist
 
+    check_output_dir(out_dir, "train.out_dir")
     info = dist.init_distributed()
     chosen = [str(_new_run_dir(out_dir, name))] if info.is_main else [""]
     if info.enabled:
@@ -80,9 +82,11 @@ def train(args: argparse.Namespace) -> int:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
     try:
         trainer = Trainer(cfg, run_dir, resume=point.state if point else None)
-    except BaseException:
+    except BaseException as exc:
         if new and run_dir.is_dir():  # a new run that never started leaves no folder
             shutil.rmtree(run_dir, ignore_errors=True)
+        if point is not None and isinstance(exc, CheckpointError):
+            raise CheckpointError(f"{point.checkpoint}: {exc}") from None
         raise
     if trainer.dist.is_main:
         if point is not None:

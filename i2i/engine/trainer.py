@@ -23,7 +23,8 @@ from ..config import Config, to_dict
 from ..data import build_dataset, build_loader
 from ..models import build_model
 from . import distributed as dist
-from .checkpoint import checkpoint_dir, list_checkpoints, prune_checkpoints, save_checkpoint
+from ..errors import CheckpointError
+from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
 from .ema import EMA
 from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
@@ -268,13 +269,23 @@ class Trainer:
                             "or check the data, then --resume)")
 
     def _load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
-        self.scaler.load_state_dict(state["scaler"])
-        self.model.load_loss_state(state.get("loss_state", {}))
+        """Continue from a checkpoint; ``CheckpointError`` (one line) if it does not fit this config's model."""
+        name = self.cfg.model.name
+        was = (state.get("config") or {}).get("model", {})
+        was = was if isinstance(was, str) else (was or {}).get("name", name)
+        what = f"the {name} model of the config" + (f" (the checkpoint holds a {was} model)" if was != name else "")
+        load_weights(self.model, state["model"], what)
+        try:
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            self.scaler.load_state_dict(state["scaler"])
+            self.model.load_loss_state(state.get("loss_state", {}))
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"its training state does not fit {what}: "
+                                  f"{type(exc).__name__} {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                                  ) from None
         if self.ema is not None:
             if "ema" in state:
                 self.ema.load_state_dict(state["ema"])
