@@ -7,6 +7,12 @@ Output files mirror the input tree: same relative paths, names and formats.
 Existing outputs are kept unless ``--overwrite``; unreadable inputs are
 skipped, listed at the end, and make the exit code 1.
 
+Memory is bounded: an input with more pixels than ``--max-pixels`` is skipped unread
+(listed at the end); an image with a side longer than ``--tile`` is translated in
+overlapping tiles (:mod:`i2i.tiling`; ``--method dcp`` never tiles); with ``--resize``
+a JPEG is decoded at the smallest of 1/8, 1/4, 1/2, 1/1 of its size that keeps the
+network's input size.
+
 Inputs are never written to.  An ``--output`` equal to the ``--input`` folder is
 refused; an ``--output`` folder inside it is left out of the inputs.  A run in which
 an output file would be an input file, or two inputs would be written to one output
@@ -22,12 +28,13 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
 from .common import add_debug, add_import, run
 from .paths import check_output_dir, file_ids, inside
+
+TILE, OVERLAP = 2048, 128  #: defaults of --tile and --tile-overlap
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--seed", type=int, default=0, help="seed of test-time dropout (pix2pix), for repeatable outputs")
     p.add_argument("--resize", type=int, default=0, metavar="N",
-                   help="translate at N x N (the training scale), then resize the result back to the input size")
+                   help="translate at N x N (the training scale), then resize the result back to the input size "
+                        "(area interpolation when shrinking, bicubic when enlarging, as data.preprocess does)")
     p.add_argument("--ext", default="", metavar="EXT",
                    help="write outputs in this format (png, jpg, webp...) instead of the input's; names keep their stems")
     p.add_argument("--aligned", action="store_true",
@@ -51,6 +59,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
     p.add_argument("--html", metavar="DIR", help="also write a page of the inputs and outputs side by side into DIR")
+    p.add_argument("--max-pixels", type=int, default=0, metavar="N",
+                   help="skip (and list) inputs with more than N pixels, unread (default: $I2I_MAX_PIXELS, "
+                        "else 67108864 = 8192 x 8192)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help=f"translate an image with a side longer than N px in overlapping N x N tiles, which bounds "
+                        f"memory (default: {TILE}; 0: never tile)")
+    p.add_argument("--tile-overlap", type=int, default=None, metavar="PX",
+                   help=f"overlap of neighbouring tiles (default: {OVERLAP}); tile and overlap are rounded up to "
+                        "multiples of the generator's size multiple")
     add_import(p)
     add_debug(p)
     return p
@@ -105,14 +122,45 @@ def check_plan(jobs: list[tuple[Path, Path]], out_root: Path) -> None:
                           "(give another --output folder)")
 
 
+def _tiling(args: argparse.Namespace, translator) -> tuple[int, int, int] | None:
+    """``(tile, overlap, multiple)`` for a checkpoint's generator, rounded up to its size multiple; None: no tiling."""
+    model = getattr(translator, "model", None)
+    given = args.tile if args.tile is not None else TILE
+    if not given or model is None:
+        return None
+    m = max(1, int(model.size_multiple(args.direction)))
+    tile = -(-given // m) * m
+    overlap = -(-(args.tile_overlap if args.tile_overlap is not None else OVERLAP) // m) * m
+    if 2 * overlap >= tile and args.tile is None and args.tile_overlap is None:
+        tile = 4 * overlap  # defaults, for a generator with a large size multiple
+    if 2 * overlap >= tile:
+        raise ConfigError(f"--tile-overlap {args.tile_overlap}: must be less than half of --tile {args.tile} "
+                          f"(rounded up to multiples of {m}, the generator's size multiple: {overlap}, {tile})")
+    return tile, overlap, m
+
+
+@torch.no_grad()
+def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, overlap: int, multiple: int) -> torch.Tensor:
+    """One large image, padded to the size multiple, translated tile by tile (see :mod:`i2i.tiling`)."""
+    from ..tiling import tiled
+    from ..translator import pad_to_multiple
+
+    padded, (h, w) = pad_to_multiple(x, multiple)
+    out = tiled(lambda window: translator.translate_tensor(window, direction), padded, tile, overlap, multiple)
+    return out[..., :h, :w].clamp(-1, 1).cpu()
+
+
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
-    from ..data.io import IMAGE_EXTENSIONS, image_to_tensor, read_image, tensor_to_image, write_image
+    from ..data.io import IMAGE_EXTENSIONS, image_to_tensor, read_image_sized, tensor_to_image, write_image
+    from ..data.transforms import resize
 
     if args.batch_size < 1:
         raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.resize < 0:
-        raise I2IError(f"--resize must be >= 0, got {args.resize}")
+    for flag, value in (("--resize", args.resize), ("--max-pixels", args.max_pixels), ("--tile", args.tile or 0),
+                        ("--tile-overlap", args.tile_overlap or 0)):
+        if value < 0:
+            raise ConfigError(f"{flag} must be >= 0, got {value}")
     if args.method and args.checkpoint:
         raise ConfigError(f"--method {args.method} takes no --checkpoint")
     if not args.method and not args.checkpoint:
@@ -143,36 +191,47 @@ def translate_folder(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise I2IError(f"--direction {args.direction}: {exc}") from None
     c_in = translator.channels(args.direction)[0]
+    tiles = _tiling(args, translator)
     failed: list[tuple[Path, str]] = []
-    pending: list[tuple[torch.Tensor, Path]] = []
+    pending: list[tuple[torch.Tensor, Path, tuple[int, int]]] = []
+
+    def write(out: torch.Tensor, dst: Path, full: tuple[int, int]) -> None:
+        image = tensor_to_image(out)
+        if args.resize:  # back to the input's own size, in 8 bit
+            image = resize(image, full[1], full[0])
+        write_image(dst, image)
 
     def flush() -> None:
-        if not pending:
-            return
-        batch = torch.stack([t for t, _ in pending])
-        if args.resize:
-            size = batch.shape[-2:]
-            batch = F.interpolate(batch, size=(args.resize, args.resize), mode="bicubic", align_corners=False)
-        out = translator.translate_tensor(batch, args.direction)
-        if args.resize:
-            out = F.interpolate(out, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
-        for image, (_, dst) in zip(out, pending):
-            write_image(dst, tensor_to_image(image))
-        pending.clear()
+        if pending:
+            out = translator.translate_tensor(torch.stack([t for t, _, _ in pending]), args.direction)
+            for image, (_, dst, full) in zip(out, pending):
+                write(image, dst, full)
+            pending.clear()
 
+    # an image the network shrinks to --resize N is decoded no larger than needed (JPEG)
+    min_size = (args.resize, args.resize * (2 if args.aligned else 1)) if args.resize else None
     for src, dst in tqdm(todo, desc="translate", unit="img", dynamic_ncols=True):
         try:
-            image = read_image(src, channels=c_in)
+            image, full = read_image_sized(src, channels=c_in, max_pixels=args.max_pixels or None, min_size=min_size)
             if args.aligned:
                 half = image.shape[1] // 2
                 image = image[:, :half] if args.direction == "AtoB" else image[:, half:]
+                full = (full[0], full[1] // 2)
+            if args.resize:  # as training data is resized: area when shrinking, bicubic when enlarging
+                image = resize(image, args.resize, args.resize)
             tensor = image_to_tensor(image)
         except DataError as exc:
             failed.append((src, str(exc)))
             continue
-        if pending and (tensor.shape != pending[0][0].shape or len(pending) >= args.batch_size):
+        del image
+        big = tiles is not None and max(tensor.shape[-2:]) > tiles[0]
+        if pending and (big or (tensor.shape, full) != (pending[0][0].shape, pending[0][2])
+                        or len(pending) >= args.batch_size):
             flush()
-        pending.append((tensor, dst))
+        if big:
+            write(_translate_tiled(translator, tensor[None], args.direction, *tiles)[0], dst, full)
+        else:
+            pending.append((tensor, dst, full))
     flush()
 
     done = len(todo) - len(failed)
