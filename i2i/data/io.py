@@ -30,6 +30,11 @@ import torch
 from ..errors import DataError
 from ..utils import atomic_path
 
+try:  # a damaged file is reported as one DataError line, without OpenCV's own warnings
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:
+    pass
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 1 << 26  #: 67,108,864 pixels (8192 x 8192) unless $I2I_MAX_PIXELS says otherwise
 MAX_BYTES_PER_PIXEL = 16  #: float32 RGBA, the largest uncompressed pixel a file may hold

@@ -21,15 +21,17 @@ from tqdm import tqdm
 
 from ..config import Config, to_dict
 from ..data import build_dataset, build_loader
+from ..data.skipping import SkipUnreadable, one_line, skipped
+from ..errors import CheckpointError, DataError
 from ..models import build_model
 from . import distributed as dist
-from ..errors import CheckpointError
 from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
 from .ema import EMA
 from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
+from .signals import StopSignals
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -52,7 +54,9 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed + self.dist.rank)
 
-        self.dataset = build_dataset(cfg.data, train=True)
+        # an unreadable training item is skipped and listed; many in a row stop training (i2i.data.skipping)
+        self.skip_list = self.run_dir / "skipped_images.txt"
+        self.dataset = SkipUnreadable(build_dataset(cfg.data, train=True), self.skip_list)
         self.loader = build_loader(self.dataset, cfg.data, True, cfg.train.seed, self.dist.rank, self.dist.world_size)
         self.sampler, self.loader_rng = self.loader.sampler, self.loader.generator
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
@@ -73,6 +77,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
         self.guard = BadStepGuard(cfg.train.max_bad_steps, quiet=not self.dist.is_main)
+        self.signals = StopSignals(quiet=not self.dist.is_main)
         self.bad_losses: list[str] = []
         self._saved_step = -1
         if resume is not None:
@@ -148,10 +153,11 @@ class Trainer:
         finished = False
         deadline = time.monotonic() + 60 * cfg.train.time_budget_min if cfg.train.time_budget_min else math.inf
         try:
+            self.signals.__enter__()
             while not finished and self.step < total:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
                 self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
-                for batch in self.loader:
+                for batch in self._batches():
                     logs, out = self.train_step(batch)
                     self.step += 1
                     self.batch_in_epoch += 1
@@ -184,14 +190,56 @@ class Trainer:
                     del out  # not alive during the next step (it would keep this step's tensors)
                     if self.guard.update(self.step, self.bad_losses):
                         raise self._stop_on_bad_steps()
+                    if self._signalled():
+                        raise self._stop_on_signal()
                     if finished or epoch_done:
                         break
         finally:
+            self.signals.__exit__(None, None, None)
             bar.close()
             if self.logger:
                 self.logger.close()
+            self._report_skipped()
             dist.barrier()
         return last
+
+    def _signalled(self) -> bool:
+        flag = self.signals.requested is not None
+        return dist.any_rank(flag, self.device) if self.dist.enabled else flag
+
+    def _batches(self):
+        """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
+        training with a checkpoint of the last completed step."""
+        it = iter(self.loader)
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                if self.signals.requested is not None:
+                    raise self._stop_on_signal() from None
+                if isinstance(exc, DataError):
+                    path = self.save()
+                    raise StopTraining(f"training stopped at step {self.step}: {one_line(exc)}"
+                                       + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
+                raise
+            yield batch
+
+    def _stop_on_signal(self) -> StopTraining:
+        """Checkpoint the state after the last completed step; exit code 128 + the signal number."""
+        path = self.save()
+        name = self.signals.requested.name if self.signals.requested is not None else "a signal"
+        where = f"; checkpoint {path}; continue with: i2i-train --resume {self.run_dir}" if path else ""
+        exc = StopTraining(f"interrupted by {name} at step {self.step}{where}")
+        exc.exit_code = self.signals.exit_code
+        return exc
+
+    def _report_skipped(self) -> None:
+        if self.dist.is_main and self.skip_list.is_file():
+            n = len(skipped(self.skip_list))
+            print(f"note: {n} training item(s) could not be loaded and were skipped; listed in {self.skip_list}",
+                  file=sys.stderr)
 
     def _end_epoch(self) -> None:
         self.epoch += 1
