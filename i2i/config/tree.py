@@ -231,7 +231,12 @@ def parse_overrides(items: Iterable[str]) -> dict:
 
 def model_name(tree: dict) -> str:
     model = tree.get("model", {})
-    return model if isinstance(model, str) else (model or {}).get("name", ModelSettings.name)
+    if model is None or isinstance(model, (str, dict)):
+        name = model if isinstance(model, str) else (model or {}).get("name", ModelSettings.name)
+        if isinstance(name, str):
+            return name
+        raise ConfigError(f"model.name: expected str, got {type(name).__name__} {name!r}")
+    raise ConfigError(f"model: expected a mapping or a model name, got {model!r}")
 
 
 def expand_group_defaults(tree: dict, groups: Sequence[str]) -> dict:
@@ -247,6 +252,8 @@ def expand_group_defaults(tree: dict, groups: Sequence[str]) -> dict:
         raise ConfigError(f"optim.default: expected a mapping, got {default!r}")
     for group in groups:
         own = optim.get(group, {})
+        if own is not None and not isinstance(own, (str, dict)):
+            raise ConfigError(f"optim.{group}: expected a mapping, got {own!r}")
         optim[group] = merge(default, {"type": own} if isinstance(own, str) else own or {})
     return {**tree, "optim": optim}
 

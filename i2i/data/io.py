@@ -212,6 +212,20 @@ def _reduction(h: int, w: int, min_size: tuple[int, int] | None) -> int:
     return 1
 
 
+def _png_chunks_fit(buf: np.ndarray) -> bool:
+    """Every chunk of a PNG lies within the file and it ends with IEND (a decoder given a chunk length
+    beyond the file's end may allocate that much before it notices)."""
+    data, pos, n = memoryview(buf), 8, buf.size
+    while pos + 12 <= n:
+        length = int.from_bytes(data[pos: pos + 4], "big")
+        if pos + 12 + length > n:
+            return False
+        if bytes(data[pos + 4: pos + 8]) == b"IEND":
+            return True
+        pos += 12 + length
+    return False
+
+
 _REDUCED = {2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4", 8: "IMREAD_REDUCED_COLOR_8"}
 
 
@@ -243,6 +257,8 @@ def read_image_sized(path: str | Path, channels: int = 3, *, max_pixels: int | N
         buf = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if fmt == "PNG" and not _png_chunks_fit(buf):
+        raise DataError(f"cannot read image {path}: damaged or cut short (a PNG chunk runs past the end)")
     scale = _reduction(h, w, min_size) if fmt == "JPEG" else 1
     try:
         img, orientation = _decode(buf, scale) if buf.size else (None, 1)
