@@ -109,3 +109,24 @@ def test_file_system_errors_are_one_line(tmp_path, capsys):
     too_long = tmp_path / ("x" * 300)
     assert translate_main(["--method", "dcp", "--input", str(src), "--output", str(too_long)]) == 1
     assert one_error_line(capsys).startswith("error: File name too long")
+
+
+def test_export_never_writes_over_the_checkpoint_it_reads(tmp_path, ckpt, capsys):
+    from i2i.cli.export import main as export_main
+
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    assert export_main(["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(ckpt), "--overwrite"]) == 2
+    assert one_error_line(capsys) == f"error: --output {ckpt} is the checkpoint it exports; give another file name"
+    run = ckpt.parent.parent
+    assert export_main(["--checkpoint", str(run), "--format", "torchscript", "--output", str(ckpt), "--overwrite"]) == 2  # its newest
+    assert ckpt.read_bytes() == before
+
+
+def test_make_haze_output_that_is_a_file(tmp_path, capsys):
+    from i2i.cli.make_haze import main as haze_main
+
+    write_image(tmp_path / "in" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "out").write_text("x")
+    assert haze_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]) == 2
+    assert one_error_line(capsys) == f"error: --output {tmp_path / 'out'}: is a file, not a folder"
