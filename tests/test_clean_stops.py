@@ -79,8 +79,9 @@ def test_unreadable_training_images_are_skipped_and_listed(tmp_path, capfd):
     err = capfd.readouterr().err  # the loader worker's lines as well
     run = tmp_path / "runs" / "tiny"
     listed = (run / "skipped_images.txt").read_text().splitlines()
-    assert sorted(listed) == [f"cannot read image {root / 'train' / name}: not a valid or supported image file"
-                              for name in ("2.png", "5.png")]
+    assert sorted(listed) == [f"cannot read image {root / 'train' / '2.png'}: damaged or cut short (a PNG chunk "
+                              "runs past the end)",
+                              f"cannot read image {root / 'train' / '5.png'}: not a valid or supported image file"]
     assert err.count("warning: skipped a training item: cannot read image") == 2 and "WARN" not in err
     assert f"note: 2 training item(s) could not be loaded and were skipped; listed in {run / 'skipped_images.txt'}" in err
     assert load_checkpoint(run)["step"] == 8
@@ -109,3 +110,19 @@ def test_a_data_set_that_stops_loading_stops_training_with_a_checkpoint(tmp_path
                                   f"loaded (the last: cannot read image {root / 'train'}/") + r"\d\.png"
                         + re.escape(f": Input/output error); checkpoint {run}/checkpoints/step_0000005.pt "
                                     "(fix the data, then --resume)"), lines[-1]), lines[-1]
+
+
+def test_an_unreadable_validation_image_stops_training_with_this_step_checkpointed(tmp_path, capsys):
+    root = tmp_path / "data"
+    (root / "val").mkdir(parents=True)
+    write_image(root / "val" / "a.png", np.zeros((36, 72, 3), np.uint8))
+    (root / "val" / "b.png").write_bytes(b"not an image")
+    args = ["--config", str(tiny_config(tmp_path)), "--set", "eval.every=3", f"eval.root={root}",
+            "eval.metrics=[psnr]"]
+    assert train_main(args) == 1
+    run = tmp_path / "runs" / "tiny"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: training stopped at step 3: evaluation: cannot read image {root / 'val' / 'b.png'}: not a valid or "
+        f"supported image file; checkpoint {run}/checkpoints/step_0000003.pt (fix the data, then --resume)")
+    state = load_checkpoint(run)
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (3, 0, 3)

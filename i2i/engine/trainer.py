@@ -181,8 +181,12 @@ class Trainer:
                         sums, counts, count, tic = {}, {}, 0, time.perf_counter()
                     if self.logger and (self.step % cfg.log.sample_every == 0 or finished):
                         self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
+                    eval_error = None
                     if self.evaluator and (self.step % cfg.eval.every == 0 or finished):
-                        self.evaluate()
+                        try:
+                            self.evaluate()
+                        except DataError as exc:  # stop, but with this step checkpointed (below)
+                            eval_error = exc
                     if epoch_done:
                         self._end_epoch()
                     if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
@@ -190,6 +194,10 @@ class Trainer:
                     del out  # not alive during the next step (it would keep this step's tensors)
                     if self.guard.update(self.step, self.bad_losses):
                         raise self._stop_on_bad_steps()
+                    if eval_error is not None:
+                        path = self.save()
+                        raise StopTraining(f"training stopped at step {self.step}: evaluation: {one_line(eval_error)}"
+                                           + (f"; checkpoint {path} (fix the data, then --resume)" if path else ""))
                     if self._signalled():
                         raise self._stop_on_signal()
                     if finished or epoch_done:
