@@ -176,3 +176,15 @@ def test_large_images_are_translated_in_tiles(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert translate_main(base + ["--output", str(tmp_path / "o3"), "--tile", "64", "--tile-overlap", "40"]) == 2
     assert "--tile-overlap 40: must be less than half of --tile 64" in capsys.readouterr().err
+
+
+def test_eval_label_maps_apply_the_limit(tmp_path, monkeypatch, bomb):
+    from i2i.cli.eval import load_labels
+
+    write_image(tmp_path / "l.png", np.zeros((30, 40, 1), np.uint8))
+    assert tuple(load_labels(tmp_path / "l.png").shape) == (30, 40)
+    with pytest.raises(DataError, match="is over the pixel limit"):
+        load_labels(bomb)
+    monkeypatch.setenv("I2I_MAX_PIXELS", "1000")
+    with pytest.raises(DataError, match="40x30 px"):
+        load_labels(tmp_path / "l.png")

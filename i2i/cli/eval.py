@@ -102,11 +102,14 @@ def load_rgb(path: Path) -> torch.Tensor:
 def load_labels(path: Path) -> torch.Tensor:
     from PIL import Image
 
+    from ..data.io import image_size
+
+    image_size(path)  # DataError if unreadable or over the pixel limit, before anything is decoded
     try:
         with Image.open(path) as im:
             arr = np.array(im)
-    except OSError as exc:
-        raise DataError(f"cannot read label map {path}: {exc}") from None
+    except Exception as exc:  # anything PIL's decoder trips on
+        raise DataError(f"cannot read label map {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if arr.ndim != 2:
         raise DataError(f"label map {path} is not a single-channel class-index image (shape {arr.shape})")
     return torch.from_numpy(arr.astype(np.int64))

@@ -269,7 +269,7 @@ class Trainer:
         key = self.cfg.eval.best
         if key and key in scores:
             better = self.evaluator.is_better(key, scores[key], self.best)
-            if better:
+            if better and finite_state(self.model, self.ema) is None:
                 self.best = scores[key]
                 save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "best.pt")
         return scores
