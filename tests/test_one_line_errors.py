@@ -130,3 +130,16 @@ def test_make_haze_output_that_is_a_file(tmp_path, capsys):
     (tmp_path / "out").write_text("x")
     assert haze_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")]) == 2
     assert one_error_line(capsys) == f"error: --output {tmp_path / 'out'}: is a file, not a folder"
+
+
+def test_a_checkpoint_without_its_training_state(tmp_path, ckpt, capsys):
+    edit(ckpt, lambda s: s.pop("rng"))
+    capsys.readouterr()
+    assert train_main(["--resume", str(ckpt)]) == 1
+    assert "its training state does not fit the pix2pix model of the config: KeyError 'rng'" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("name", ["..", "../elsewhere", "/abs/run", "."])
+def test_a_run_name_that_leaves_the_out_dir(tmp_path, capsys, name):
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", f"train.name={name}"]) == 2
+    assert "must name a folder inside train.out_dir" in one_error_line(capsys)

@@ -301,6 +301,9 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError(f"data.crop_size: {d.crop_size} is larger than data.load_size {d.load_size}")
     if t.epochs + t.epochs_decay == 0 and t.max_steps == 0:
         raise ConfigError("train.epochs: epochs + epochs_decay is 0 and train.max_steps is 0: nothing to train")
+    name = Path(t.name) if t.name else None
+    if name is not None and (name.is_absolute() or ".." in name.parts or t.name.strip() in (".", "")):
+        raise ConfigError(f"train.name: {t.name!r} must name a folder inside train.out_dir")
     if cfg.eval.every and not cfg.eval.root:
         raise ConfigError("eval.root: eval.every is set but no validation folder is given")
 

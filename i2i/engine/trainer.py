@@ -338,17 +338,16 @@ class Trainer:
                 s.load_state_dict(state["schedulers"][k])
             self.scaler.load_state_dict(state["scaler"])
             self.model.load_loss_state(state.get("loss_state", {}))
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"its training state does not fit {what}: "
-                                  f"{type(exc).__name__} {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                                  ) from None
-        if self.ema is not None:
-            if "ema" in state:
-                self.ema.load_state_dict(state["ema"])
-            else:  # EMA switched on at resume: start from the current weights
-                self.ema.update(0)
-        self.step, self.epoch = state["step"], state["epoch"]
-        self.batch_in_epoch = state["batch_in_epoch"]
-        self.best = state.get("best")
-        if self.dist.rank == 0:
-            set_rng_state(state["rng"])
+            if self.ema is not None:
+                if "ema" in state:
+                    self.ema.load_state_dict(state["ema"])
+                else:  # EMA switched on at resume: start from the current weights
+                    self.ema.update(0)
+            self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.batch_in_epoch = int(state["batch_in_epoch"])
+            self.best = state.get("best")
+            if self.dist.rank == 0:
+                set_rng_state(state["rng"])
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckpointError(f"its training state does not fit {what}: {type(exc).__name__} {detail}") from None
