@@ -129,12 +129,12 @@ def _tiling(args: argparse.Namespace, translator) -> tuple[int, int, int] | None
     if not given or model is None:
         return None
     m = max(1, int(model.size_multiple(args.direction)))
-    tile = -(-given // m) * m
-    overlap = -(-(args.tile_overlap if args.tile_overlap is not None else OVERLAP) // m) * m
+    given_overlap = args.tile_overlap if args.tile_overlap is not None else OVERLAP
+    tile, overlap = -(-given // m) * m, -(-given_overlap // m) * m
     if 2 * overlap >= tile and args.tile is None and args.tile_overlap is None:
         tile = 4 * overlap  # defaults, for a generator with a large size multiple
     if 2 * overlap >= tile:
-        raise ConfigError(f"--tile-overlap {args.tile_overlap}: must be less than half of --tile {args.tile} "
+        raise ConfigError(f"--tile-overlap {given_overlap}: must be less than half of --tile {given} "
                           f"(rounded up to multiples of {m}, the generator's size multiple: {overlap}, {tile})")
     return tile, overlap, m
 

@@ -198,7 +198,7 @@ class Trainer:
                         path = self.save()
                         raise StopTraining(f"training stopped at step {self.step}: evaluation: {one_line(eval_error)}"
                                            + (f"; checkpoint {path} (fix the data, then --resume)" if path else ""))
-                    if self._signalled():
+                    if not finished and self._signalled():  # (a run that just finished has finished)
                         raise self._stop_on_signal()
                     if finished or epoch_done:
                         break
@@ -328,7 +328,7 @@ class Trainer:
         """Continue from a checkpoint; ``CheckpointError`` (one line) if it does not fit this config's model."""
         name = self.cfg.model.name
         was = (state.get("config") or {}).get("model", {})
-        was = was if isinstance(was, str) else (was or {}).get("name", name)
+        was = was if isinstance(was, str) else (was.get("name", name) if isinstance(was, dict) else name)
         what = f"the {name} model of the config" + (f" (the checkpoint holds a {was} model)" if was != name else "")
         load_weights(self.model, state["model"], what)
         try:
