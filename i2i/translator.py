@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from .config import Config
 from .configure import config_of_checkpoint
-from .engine.checkpoint import load_checkpoint
+from .engine.checkpoint import load_weights, open_checkpoint
+from .errors import CheckpointError
 from .engine.runtime import select_device
 from .models import build_model
 
@@ -45,13 +46,16 @@ class Translator:
         if weights not in ("ema", "raw"):
             raise ConfigError(f"weights: {weights!r} is not one of ema, raw")
         device = select_device(str(device) if device else "auto", key="device")
-        state = load_checkpoint(path)
+        path, state = open_checkpoint(path)
         cfg = config_of_checkpoint(state, check_paths=False)
         model = build_model(cfg)
         values = dict(state["model"])
         if weights == "ema" and state.get("ema"):
             values.update(state["ema"])
-        model.load_state_dict(values)
+        try:
+            load_weights(model, values, f"the {cfg.model.name} model its config builds")
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         return cls(model.to(device), cfg, device)
 
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:

@@ -90,6 +90,7 @@ def test_checkpoint_files_are_atomic_rotated_and_checked(tmp_path):
     assert load_checkpoint(run)["step"] == 4
     (run / "checkpoints" / "step_0000009.pt").write_bytes(b"truncated")
     with pytest.raises(CheckpointError, match="not a readable i2i checkpoint"):
-        load_checkpoint(run)
+        load_checkpoint(run / "checkpoints" / "step_0000009.pt")
+    assert load_checkpoint(run)["step"] == 4  # a run folder: the newest readable checkpoint
     with pytest.raises(CheckpointError, match="no checkpoints"):
         load_checkpoint(tmp_path)

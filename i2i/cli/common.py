@@ -33,3 +33,21 @@ def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> in
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (OSError, MemoryError, RuntimeError) as exc:  # the file system or the machine said no
+        line = environment_error(exc)
+        if args.debug or line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 1
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for a failure of the file system or of memory, None for anything else (a bug: traceback)."""
+    if isinstance(exc, OSError):
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return f"{exc.strerror or type(exc).__name__}" + (f": {where}" if where else "")
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return f"out of memory ({first[:160]}); lower the batch size or the image size"
+    return None

@@ -35,6 +35,7 @@ from ..errors import ConfigError, DataError
 from ..gallery import check_out_dir
 from ..registry import METRICS, RegistryError
 from .common import add_debug, add_import, run
+from .paths import check_output_file
 
 
 class PairingError(DataError):
@@ -101,11 +102,14 @@ def load_rgb(path: Path) -> torch.Tensor:
 def load_labels(path: Path) -> torch.Tensor:
     from PIL import Image
 
+    from ..data.io import image_size
+
+    image_size(path)  # DataError if unreadable or over the pixel limit, before anything is decoded
     try:
         with Image.open(path) as im:
             arr = np.array(im)
-    except OSError as exc:
-        raise DataError(f"cannot read label map {path}: {exc}") from None
+    except Exception as exc:  # anything PIL's decoder trips on
+        raise DataError(f"cannot read label map {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if arr.ndim != 2:
         raise DataError(f"label map {path} is not a single-channel class-index image (shape {arr.shape})")
     return torch.from_numpy(arr.astype(np.int64))
@@ -166,6 +170,8 @@ def evaluate(args: argparse.Namespace) -> int:
             if args.ignore_index is not None and "ignore_index" in METRICS.parameters(n)}
     if args.input and not args.html:
         raise ConfigError("--input is only used with --html")
+    if args.json:
+        check_output_file(args.json, "--json")
     if args.html:
         check_out_dir(args.html, args.pred, args.target, args.labels, args.input)
     pred = keyed_images(args.pred, "--pred")

@@ -140,7 +140,9 @@ def make_haze(args: argparse.Namespace) -> int:
     airlight = _range(args.airlight, "--airlight", 0.0, 1.0)
     if args.per_image < 1:
         raise ConfigError(f"--per-image must be >= 1, got {args.per_image}")
-    src_root, out_root = Path(args.input), Path(args.output)
+    from .paths import check_output_dir
+
+    src_root, out_root = Path(args.input), check_output_dir(args.output, "--output")
     a, b = src_root.resolve(), out_root.resolve()
     if a == b or a in b.parents or b in a.parents:
         raise ConfigError(f"--output {out_root} and --input {src_root} must not contain each other")

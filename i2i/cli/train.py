@@ -8,16 +8,17 @@ from pathlib import Path
 
 from ..config import save_config
 from ..configure import config_of_checkpoint, load_config
-from ..engine.checkpoint import load_checkpoint, resolve_checkpoint
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from .common import add_debug, add_import, run
+from .paths import check_output_dir
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].strip("`: "))
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. optim.G.lr=1e-4 (optim.default.lr: every group)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint (or a .pt file)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest readable checkpoint (or a .pt file), with the config saved in "
+                        "it (--set changes settings); from an older checkpoint it branches into a new run folder")
     add_import(p)
     add_debug(p)
     return p
@@ -33,11 +34,12 @@ def _new_run_dir(out_dir: str, name: str) -> Path:
     return path
 
 
-def _shared_run_dir(out_dir: str, name: str) -> Path:
+def _shared_run_dir(out_dir: str | Path, name: str) -> Path:
     """Pick the run folder on rank 0 and share it with the other processes."""
     from ..engine import distributed as dist
     import torch.distributed as tdist
 
+    check_output_dir(out_dir, "train.out_dir")
     info = dist.init_distributed()
     chosen = [str(_new_run_dir(out_dir, name))] if info.is_main else [""]
     if info.enabled:
@@ -48,27 +50,49 @@ def _shared_run_dir(out_dir: str, name: str) -> Path:
     return path
 
 
+def _resume_dir(point, cfg) -> tuple[Path, bool]:
+    """``(run folder, whether it is new)``: in place, or a new folder where writing in place could lose something."""
+    from ..engine.resume import note
+
+    if point.run_dir is None:
+        note(f"{point.checkpoint} is not in the checkpoints/ of a run folder (with config.yaml): "
+             "the resumed run goes to a new run folder")
+        return _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
+    if point.newer:
+        run_dir = _shared_run_dir(point.run_dir.parent, f"{point.run_dir.name}-from-step{point.step}")
+        note(f"{point.run_dir} has checkpoints newer than step {point.step} (up to {point.newer[-1].name}): "
+             f"the resumed run branches into {run_dir}, so that none is overwritten")
+        return run_dir, True
+    return point.run_dir, False
+
+
 def train(args: argparse.Namespace) -> int:
+    from ..engine.resume import cut_metrics, open_resume_point, say_config
     from ..engine.trainer import Trainer
 
-    state = None
+    point = None
     if args.resume:
-        ckpt = resolve_checkpoint(args.resume)
-        state = load_checkpoint(ckpt)
-        run_dir = ckpt.parent.parent
-        cfg = config_of_checkpoint(state, args.set)
+        point = open_resume_point(args.resume)
+        cfg = config_of_checkpoint(point.state, args.set)
+        run_dir, new = _resume_dir(point, cfg)
     elif args.config:
         cfg = load_config(args.config, args.set)
-        run_dir = _shared_run_dir(cfg.train.out_dir, cfg.train.name)
+        run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
     try:
-        trainer = Trainer(cfg, run_dir, resume=state)
-    except BaseException:
-        if state is None and run_dir.is_dir():  # a new run that never started leaves no folder
+        trainer = Trainer(cfg, run_dir, resume=point.state if point else None)
+    except BaseException as exc:
+        if new and run_dir.is_dir():  # a new run that never started leaves no folder
             shutil.rmtree(run_dir, ignore_errors=True)
+        if point is not None and isinstance(exc, CheckpointError):
+            raise CheckpointError(f"{point.checkpoint}: {exc}") from None
         raise
     if trainer.dist.is_main:
+        if point is not None:
+            say_config(point, run_dir, args.set)
+            source = point.run_dir / "metrics.jsonl" if point.run_dir else None
+            cut_metrics(run_dir / "metrics.jsonl", point.step, source)
         save_config(cfg, run_dir / "config.yaml")
         print(f"run folder: {run_dir}", file=sys.stderr)
     last = trainer.fit()

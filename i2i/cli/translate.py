@@ -6,19 +6,35 @@ checkpoint, no training.
 Output files mirror the input tree: same relative paths, names and formats.
 Existing outputs are kept unless ``--overwrite``; unreadable inputs are
 skipped, listed at the end, and make the exit code 1.
+
+Memory is bounded: an input with more pixels than ``--max-pixels`` is skipped unread
+(listed at the end); an image with a side longer than ``--tile`` is translated in
+overlapping tiles (:mod:`i2i.tiling`; ``--method dcp`` never tiles); with ``--resize``
+a JPEG is decoded at the smallest of 1/8, 1/4, 1/2, 1/1 of its size that keeps the
+network's input size.
+
+Inputs are never written to.  An ``--output`` equal to the ``--input`` folder is
+refused; an ``--output`` folder inside it is left out of the inputs.  A run in which
+an output file would be an input file, or two inputs would be written to one output
+file (``--ext png`` with ``a.jpg`` and ``a.png``; names compared ignoring case, as
+some file systems do), is refused with the list of clashes before anything is
+written (exit code 2).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
 from .common import add_debug, add_import, run
+from .paths import check_output_dir, file_ids, inside
+
+TILE, OVERLAP = 2048, 128  #: defaults of --tile and --tile-overlap
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--seed", type=int, default=0, help="seed of test-time dropout (pix2pix), for repeatable outputs")
     p.add_argument("--resize", type=int, default=0, metavar="N",
-                   help="translate at N x N (the training scale), then resize the result back to the input size")
+                   help="translate at N x N (the training scale), then resize the result back to the input size "
+                        "(area interpolation when shrinking, bicubic when enlarging, as data.preprocess does)")
     p.add_argument("--ext", default="", metavar="EXT",
                    help="write outputs in this format (png, jpg, webp...) instead of the input's; names keep their stems")
     p.add_argument("--aligned", action="store_true",
@@ -42,12 +59,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
     p.add_argument("--html", metavar="DIR", help="also write a page of the inputs and outputs side by side into DIR")
+    p.add_argument("--max-pixels", type=int, default=0, metavar="N",
+                   help="skip (and list) inputs with more than N pixels, unread (default: $I2I_MAX_PIXELS, "
+                        "else 67108864 = 8192 x 8192)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help=f"translate an image with a side longer than N px in overlapping N x N tiles, which bounds "
+                        f"memory (default: {TILE}; 0: never tile)")
+    p.add_argument("--tile-overlap", type=int, default=None, metavar="PX",
+                   help=f"overlap of neighbouring tiles (default: {OVERLAP}); tile and overlap are rounded up to "
+                        "multiples of the generator's size multiple")
     add_import(p)
     add_debug(p)
     return p
 
 
-def _inputs(path: Path) -> list[tuple[Path, Path]]:
+def _inputs(path: Path, out_root: Path) -> list[tuple[Path, Path]]:
+    """``(input file, output path relative to --output)``; an output folder inside ``path`` is no input."""
     from ..data.io import IMAGE_EXTENSIONS, list_images
 
     if path.is_file():
@@ -55,18 +82,85 @@ def _inputs(path: Path) -> list[tuple[Path, Path]]:
             raise I2IError(f"--input {path}: not an image file")
         return [(path, Path(path.name))]
     if path.is_dir():
-        return [(p, p.relative_to(path)) for p in list_images(path)]
+        if path.resolve() == out_root.resolve():
+            raise ConfigError(f"--output {out_root}: is the --input folder: translations would replace the inputs; "
+                              "give another folder")
+        found = list_images(path)
+        if inside(out_root, path):
+            kept = [p for p in found if not inside(p, out_root)]
+            if len(kept) < len(found):
+                print(f"note: --output {out_root} lies inside --input {path}: its {len(found) - len(kept)} image(s) "
+                      "are not read as inputs", file=sys.stderr)
+            found = kept
+        return [(p, p.relative_to(path)) for p in found]
     raise I2IError(f"--input not found: {path}")
+
+
+def _some(items: list[str], k: int = 5) -> str:
+    return "; ".join(items[:k]) + (f"; ... (+{len(items) - k} more)" if len(items) > k else "")
+
+
+def check_plan(jobs: list[tuple[Path, Path]], out_root: Path) -> None:
+    """No output file is an input file, and no two inputs are written to one output file."""
+    by_name: dict[str, list[tuple[Path, Path]]] = {}
+    for src, rel in jobs:
+        by_name.setdefault(rel.as_posix().casefold(), []).append((src, rel))
+    clashes = [f"{' + '.join(str(s) for s, _ in group)} -> {out_root / group[-1][1]}"
+               for group in by_name.values() if len(group) > 1]
+    if clashes:
+        raise ConfigError(f"{len(clashes)} output file(s) would be written from several inputs: {_some(clashes)} "
+                          "(rename the inputs, or leave out --ext)")
+    sources = {src.resolve() for src, _ in jobs}
+    ids = file_ids(src for src, _ in jobs)
+    hits = []
+    for src, rel in jobs:
+        dst = out_root / rel
+        if dst.resolve() in sources or (os.path.lexists(dst) and set(file_ids([dst])) & set(ids)):
+            hits.append(str(dst))
+    if hits:
+        raise ConfigError(f"{len(hits)} output file(s) would replace input files: {_some(hits)} "
+                          "(give another --output folder)")
+
+
+def _tiling(args: argparse.Namespace, translator) -> tuple[int, int, int] | None:
+    """``(tile, overlap, multiple)`` for a checkpoint's generator, rounded up to its size multiple; None: no tiling."""
+    model = getattr(translator, "model", None)
+    given = args.tile if args.tile is not None else TILE
+    if not given or model is None:
+        return None
+    m = max(1, int(model.size_multiple(args.direction)))
+    given_overlap = args.tile_overlap if args.tile_overlap is not None else OVERLAP
+    tile, overlap = -(-given // m) * m, -(-given_overlap // m) * m
+    if 2 * overlap >= tile and args.tile is None and args.tile_overlap is None:
+        tile = 4 * overlap  # defaults, for a generator with a large size multiple
+    if 2 * overlap >= tile:
+        raise ConfigError(f"--tile-overlap {given_overlap}: must be less than half of --tile {given} "
+                          f"(rounded up to multiples of {m}, the generator's size multiple: {overlap}, {tile})")
+    return tile, overlap, m
+
+
+@torch.no_grad()
+def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, overlap: int, multiple: int) -> torch.Tensor:
+    """One large image, padded to the size multiple, translated tile by tile (see :mod:`i2i.tiling`)."""
+    from ..tiling import tiled
+    from ..translator import pad_to_multiple
+
+    padded, (h, w) = pad_to_multiple(x, multiple)
+    out = tiled(lambda window: translator.translate_tensor(window, direction), padded, tile, overlap, multiple)
+    return out[..., :h, :w].clamp(-1, 1).cpu()
 
 
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
-    from ..data.io import IMAGE_EXTENSIONS, image_to_tensor, read_image, tensor_to_image, write_image
+    from ..data.io import IMAGE_EXTENSIONS, image_to_tensor, read_image_sized, tensor_to_image, write_image
+    from ..data.transforms import resize
 
     if args.batch_size < 1:
         raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.resize < 0:
-        raise I2IError(f"--resize must be >= 0, got {args.resize}")
+    for flag, value in (("--resize", args.resize), ("--max-pixels", args.max_pixels), ("--tile", args.tile or 0),
+                        ("--tile-overlap", args.tile_overlap or 0)):
+        if value < 0:
+            raise ConfigError(f"{flag} must be >= 0, got {value}")
     if args.method and args.checkpoint:
         raise ConfigError(f"--method {args.method} takes no --checkpoint")
     if not args.method and not args.checkpoint:
@@ -74,13 +168,14 @@ def translate_folder(args: argparse.Namespace) -> int:
     if args.html:
         from ..gallery import check_out_dir
         check_out_dir(args.html, args.input, args.output)
-    jobs = _inputs(Path(args.input))
+    out_root = check_output_dir(args.output, "--output")
+    jobs = _inputs(Path(args.input), out_root)
     if args.ext:
         ext = "." + args.ext.lower().lstrip(".")
         if ext not in IMAGE_EXTENSIONS:
             raise I2IError(f"--ext {args.ext}: not an image format ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         jobs = [(src, rel.with_suffix(ext)) for src, rel in jobs]
-    out_root = Path(args.output)
+    check_plan(jobs, out_root)
     todo = [(src, out_root / rel) for src, rel in jobs if args.overwrite or not (out_root / rel).exists()]
     skipped = len(jobs) - len(todo)
     if args.method == "dcp":
@@ -96,39 +191,50 @@ def translate_folder(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise I2IError(f"--direction {args.direction}: {exc}") from None
     c_in = translator.channels(args.direction)[0]
+    tiles = _tiling(args, translator)
     failed: list[tuple[Path, str]] = []
-    pending: list[tuple[torch.Tensor, Path]] = []
+    pending: list[tuple[torch.Tensor, Path, tuple[int, int]]] = []
     fit: list[float] = []  # reconstruction errors of translators that invert a generator (CoGAN)
 
-    def flush() -> None:
-        if not pending:
-            return
-        batch = torch.stack([t for t, _ in pending])
-        if args.resize:
-            size = batch.shape[-2:]
-            batch = F.interpolate(batch, size=(args.resize, args.resize), mode="bicubic", align_corners=False)
-        out = translator.translate_tensor(batch, args.direction)
-        if getattr(getattr(translator, "model", None), "last_inversion_error", None) is not None:
-            fit.extend([translator.model.last_inversion_error] * len(pending))
-        if args.resize:
-            out = F.interpolate(out, size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
-        for image, (_, dst) in zip(out, pending):
-            write_image(dst, tensor_to_image(image))
-        pending.clear()
+    def write(out: torch.Tensor, dst: Path, full: tuple[int, int]) -> None:
+        image = tensor_to_image(out)
+        if args.resize:  # back to the input's own size, in 8 bit
+            image = resize(image, full[1], full[0])
+        write_image(dst, image)
 
+    def flush() -> None:
+        if pending:
+            out = translator.translate_tensor(torch.stack([t for t, _, _ in pending]), args.direction)
+            if getattr(getattr(translator, "model", None), "last_inversion_error", None) is not None:
+                fit.extend([translator.model.last_inversion_error] * len(pending))
+            for image, (_, dst, full) in zip(out, pending):
+                write(image, dst, full)
+            pending.clear()
+
+    # an image the network shrinks to --resize N is decoded no larger than needed (JPEG)
+    min_size = (args.resize, args.resize * (2 if args.aligned else 1)) if args.resize else None
     for src, dst in tqdm(todo, desc="translate", unit="img", dynamic_ncols=True):
         try:
-            image = read_image(src, channels=c_in)
+            image, full = read_image_sized(src, channels=c_in, max_pixels=args.max_pixels or None, min_size=min_size)
             if args.aligned:
                 half = image.shape[1] // 2
                 image = image[:, :half] if args.direction == "AtoB" else image[:, half:]
+                full = (full[0], full[1] // 2)
+            if args.resize:  # as training data is resized: area when shrinking, bicubic when enlarging
+                image = resize(image, args.resize, args.resize)
             tensor = image_to_tensor(image)
         except DataError as exc:
             failed.append((src, str(exc)))
             continue
-        if pending and (tensor.shape != pending[0][0].shape or len(pending) >= args.batch_size):
+        del image
+        big = tiles is not None and max(tensor.shape[-2:]) > tiles[0]
+        if pending and (big or (tensor.shape, full) != (pending[0][0].shape, pending[0][2])
+                        or len(pending) >= args.batch_size):
             flush()
-        pending.append((tensor, dst))
+        if big:
+            write(_translate_tiled(translator, tensor[None], args.direction, *tiles)[0], dst, full)
+        else:
+            pending.append((tensor, dst, full))
     flush()
 
     done = len(todo) - len(failed)

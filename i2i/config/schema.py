@@ -97,6 +97,8 @@ class DataConfig:
     batch_size: int = rule(1, gt=0)
     num_workers: int = rule(2, ge=0)  #: DataLoader worker processes (0 = load in the main process)
     max_items: int = rule(0, ge=0)  #: use at most this many images (0 = all)
+    #: images with more pixels are not decoded (0 = $I2I_MAX_PIXELS, else 67,108,864 = 8192 x 8192)
+    max_pixels: int = rule(0, ge=0)
     pair_regex: str = ""  #: paired: regex whose first group turns an A stem into its B stem
     #: paired/unpaired: the A and B folders under root, ``{phase}`` replaced by the phase
     #: (RESIDE layout: ``["{phase}/hazy", "{phase}/clear"]``)
@@ -124,6 +126,8 @@ class TrainConfig:
     checkpoint_every: int = rule(1000, ge=1)  #: steps between checkpoints (also at each epoch end and at the end)
     keep_last: int = rule(3, ge=1)  #: checkpoints kept on disk
     threads: int = rule(0, ge=0)  #: torch CPU threads (0 = torch's default)
+    #: steps in a row with a NaN or infinite loss (each skipped, no update) before training stops
+    max_bad_steps: int = rule(10, ge=1)
     ema: EmaConfig = field(default_factory=EmaConfig)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 import operator
 import types
 import typing
@@ -109,7 +110,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return float(value)
     if tp is float and isinstance(value, str):  # YAML reads 1e-4 as a string
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     check = {"list": list, "dict": dict}.get(tp, tp) if isinstance(tp, str) else tp
@@ -117,6 +118,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         raise ConfigError(f"{path}: expected {_type_name(check)}, got {value!r}")
     if isinstance(check, type) and not isinstance(value, check):
         raise ConfigError(f"{path}: expected {_type_name(check)}, got {type(value).__name__} {value!r}")
+    if check is float and not math.isfinite(value):
+        raise ConfigError(f"{path}: expected a finite number, got {value!r}")
     return value
 
 
@@ -228,7 +231,12 @@ def parse_overrides(items: Iterable[str]) -> dict:
 
 def model_name(tree: dict) -> str:
     model = tree.get("model", {})
-    return model if isinstance(model, str) else (model or {}).get("name", ModelSettings.name)
+    if model is None or isinstance(model, (str, dict)):
+        name = model if isinstance(model, str) else (model or {}).get("name", ModelSettings.name)
+        if isinstance(name, str):
+            return name
+        raise ConfigError(f"model.name: expected str, got {type(name).__name__} {name!r}")
+    raise ConfigError(f"model: expected a mapping or a model name, got {model!r}")
 
 
 def expand_group_defaults(tree: dict, groups: Sequence[str]) -> dict:
@@ -244,6 +252,8 @@ def expand_group_defaults(tree: dict, groups: Sequence[str]) -> dict:
         raise ConfigError(f"optim.default: expected a mapping, got {default!r}")
     for group in groups:
         own = optim.get(group, {})
+        if own is not None and not isinstance(own, (str, dict)):
+            raise ConfigError(f"optim.{group}: expected a mapping, got {own!r}")
         optim[group] = merge(default, {"type": own} if isinstance(own, str) else own or {})
     return {**tree, "optim": optim}
 
@@ -291,11 +301,34 @@ def _check_relations(cfg: Config) -> None:
         raise ConfigError(f"data.crop_size: {d.crop_size} is larger than data.load_size {d.load_size}")
     if t.epochs + t.epochs_decay == 0 and t.max_steps == 0:
         raise ConfigError("train.epochs: epochs + epochs_decay is 0 and train.max_steps is 0: nothing to train")
+    name = Path(t.name) if t.name else None
+    if name is not None and (name.is_absolute() or ".." in name.parts or t.name.strip() in (".", "")):
+        raise ConfigError(f"train.name: {t.name!r} must name a folder inside train.out_dir")
     if cfg.eval.every and not cfg.eval.root:
         raise ConfigError("eval.root: eval.every is set but no validation folder is given")
 
 
+_STAMP = "# written by i2i-train; sha256 {} of the lines below (an edit is noticed on --resume)\n"
+
+
+def _digest(body: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config, stamped with a checksum so that a later edit of the file is noticed."""
     from ..utils import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    body = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    atomic_write_text(path, _STAMP.format(_digest(body)) + body)
+
+
+def edited_since_saved(text: str) -> bool | None:
+    """Whether a file written by :func:`save_config` was changed since (None: it carries no stamp)."""
+    first, _, body = text.partition("\n")
+    head, sep, tail = _STAMP.partition("{}")
+    if not (first + "\n").startswith(head) or not first.endswith(tail.rstrip("\n")):
+        return None
+    return first[len(head): len(first) - len(tail.rstrip("\n"))] != _digest(body)

@@ -44,7 +44,14 @@ def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = T
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed numpy and ``random`` in a DataLoader worker from torch's per-worker seed."""
+    """Seed numpy and ``random`` in a DataLoader worker from torch's per-worker seed.
+
+    Workers ignore SIGINT: Ctrl-C reaches every process of the terminal's group, and the
+    main process alone decides how training stops (it finishes the step and checkpoints).
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -12,6 +12,7 @@ generated dataset (see :mod:`i2i.data.builtin`) with the same semantics.
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Callable
@@ -114,24 +115,33 @@ class SingleDataset(Dataset):
         return {"A": image_to_tensor(a), "A_path": name, "rel_path": self.rel_paths[i]}
 
 
+def image_reader(cfg: DataConfig, aligned: bool = False) -> Callable[..., np.ndarray]:
+    """``read_image`` with ``data.max_pixels``; JPEGs the preprocess shrinks are decoded at a reduced
+    scale that keeps at least ``load_size`` (per half of an A | B image)."""
+    min_size = None
+    if cfg.preprocess in ("resize_and_crop", "scale_width"):
+        min_size = (cfg.load_size, cfg.load_size * (2 if aligned else 1))
+    return functools.partial(read_image, max_pixels=cfg.max_pixels or None, min_size=min_size)
+
+
 class FileImages:
     """Loader of single image files."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
+    def __init__(self, paths: list[Path], read: Callable[..., np.ndarray] = read_image) -> None:
+        self.paths, self.read = paths, read
 
     def __call__(self, i: int) -> tuple[np.ndarray, str]:
-        return read_image(self.paths[i], 3), str(self.paths[i])
+        return self.read(self.paths[i], 3), str(self.paths[i])
 
 
 class AlignedPairs:
     """Loader splitting A | B images into their left and right halves."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
+    def __init__(self, paths: list[Path], read: Callable[..., np.ndarray] = read_image) -> None:
+        self.paths, self.read = paths, read
 
     def __call__(self, i: int):
-        ab = read_image(self.paths[i], 3)
+        ab = self.read(self.paths[i], 3)
         half = ab.shape[1] // 2
         if half == 0:
             raise DataError(f"{self.paths[i]}: image too narrow to hold A | B side by side")
@@ -141,12 +151,12 @@ class AlignedPairs:
 class FilePairs:
     """Loader of matched (A file, B file) pairs."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]]) -> None:
-        self.pairs = pairs
+    def __init__(self, pairs: list[tuple[Path, Path]], read: Callable[..., np.ndarray] = read_image) -> None:
+        self.pairs, self.read = pairs, read
 
     def __call__(self, i: int):
         pa, pb = self.pairs[i]
-        return read_image(pa, 3), read_image(pb, 3), str(pa), str(pb)
+        return self.read(pa, 3), self.read(pb, 3), str(pa), str(pb)
 
 
 class BuiltinPairs:
@@ -182,7 +192,7 @@ def aligned(cfg: DataConfig, train: bool, phase: str) -> Dataset:
         bs = _builtin(cfg, phase)
         return PairDataset(_count(len(bs), cfg), BuiltinPairs(bs), cfg, train)
     paths = _limit(image_folder(Path(cfg.root) / phase), cfg)
-    return PairDataset(len(paths), AlignedPairs(paths), cfg, train)
+    return PairDataset(len(paths), AlignedPairs(paths, image_reader(cfg, aligned=True)), cfg, train)
 
 
 def match_pairs(a_paths: list[Path], a_root: Path, b_paths: list[Path], b_root: Path,
@@ -244,7 +254,7 @@ def paired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
     a_root, b_root = ab_folders(cfg, phase)
     pairs = match_pairs(image_folder(a_root), a_root, image_folder(b_root), b_root, cfg.pair_regex)
     pairs = _limit(pairs, cfg)
-    return PairDataset(len(pairs), FilePairs(pairs), cfg, train)
+    return PairDataset(len(pairs), FilePairs(pairs, image_reader(cfg)), cfg, train)
 
 
 @DATASETS.register("unpaired")
@@ -257,7 +267,8 @@ def unpaired(cfg: DataConfig, train: bool, phase: str) -> Dataset:
     a_root, b_root = ab_folders(cfg, phase)
     a = _limit(image_folder(a_root), cfg)
     b = _limit(image_folder(b_root), cfg)
-    return UnpairedDataset(len(a), FileImages(a), len(b), FileImages(b), cfg, train)
+    read = image_reader(cfg)
+    return UnpairedDataset(len(a), FileImages(a, read), len(b), FileImages(b, read), cfg, train)
 
 
 @DATASETS.register("single")
@@ -270,5 +281,5 @@ def single(cfg: DataConfig, train: bool, phase: str) -> Dataset:
         return SingleDataset(n, BuiltinImages(bs, side), [f"{i:04d}.png" for i in range(n)], cfg, train)
     folder = Path(cfg.root) / phase if (Path(cfg.root) / phase).is_dir() else Path(cfg.root)
     paths = _limit(image_folder(folder), cfg)
-    return SingleDataset(len(paths), FileImages(paths), [p.relative_to(folder).as_posix() for p in paths],
+    return SingleDataset(len(paths), FileImages(paths, image_reader(cfg)), [p.relative_to(folder).as_posix() for p in paths],
                          cfg, train)

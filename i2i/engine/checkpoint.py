@@ -10,6 +10,7 @@ included), ``optimizers`` and ``schedulers`` (by optimizer group), ``scaler``,
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +24,107 @@ _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    from .. import __version__
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+    with atomic_path(path, sync=True) as tmp:
+        torch.save({"format": FORMAT, "i2i_version": __version__, **state}, tmp)
     return path
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint file, or the newest one of a run folder."""
+    """Load a checkpoint file, or the newest readable one of a run folder (saying so if it skips one)."""
+    return open_checkpoint(path, map_location)[1]
+
+
+def open_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
+    """``(file, state)`` of a checkpoint file, or of the newest readable one of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        found, state, skipped = load_newest(path, map_location)
+        warn_skipped(skipped, found)
+        return found, state
     path = resolve_checkpoint(path)
+    return path, read_checkpoint(path, map_location)
+
+
+def load_newest(run_dir: str | Path, map_location: str | torch.device = "cpu"
+                ) -> tuple[Path, dict[str, Any], list[tuple[Path, str]]]:
+    """``(path, state, skipped)``: the newest step checkpoint of ``run_dir`` that loads, and the newer
+    ones that did not (cut short by a power loss or a full disk), each with its error line."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoints/step_*.pt in this run folder")
+    skipped: list[tuple[Path, str]] = []
+    for path in reversed(found):
+        try:
+            return path, read_checkpoint(path, map_location), skipped
+        except CheckpointError as exc:
+            skipped.append((path, str(exc)))
+    raise CheckpointError(f"{run_dir}: none of its {len(found)} checkpoint(s) is readable (newest: {skipped[0][1]})")
+
+
+def warn_skipped(skipped: list[tuple[Path, str]], using: Path) -> None:
+    for _, why in skipped:
+        print(f"warning: {why}; using the newest readable one, {using.name}", file=sys.stderr)
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one checkpoint file; ``CheckpointError`` (one line) if it is not a whole, valid one."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or not a checkpoint
-        raise CheckpointError(f"{path}: not a readable i2i checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not a readable i2i checkpoint: cut short or damaged ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path}: not an i2i checkpoint (no model/config)")
+    check_version(path, state)
+    for part in ("model", "ema"):
+        for name, value in (state.get(part) or {}).items():
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{path}: its weights hold NaN or Inf ({part} {name}); "
+                                      "use an earlier checkpoint")
     return state
+
+
+def check_version(path: Path, state: dict[str, Any]) -> None:
+    """Refuse a checkpoint of a newer format; say so when another i2i version wrote it."""
+    from .. import __version__
+
+    fmt, version = state.get("format", 1), state.get("i2i_version")
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {fmt!r} (written by i2i {version or 'unknown'}) is newer "
+                              f"than this i2i {__version__} reads (up to {FORMAT}); update i2i")
+    if version != __version__:
+        who = f"i2i {version}" if version else "an i2i that did not record its version"
+        print(f"note: {path} was written by {who} (format {fmt}); this is i2i {__version__}", file=sys.stderr)
+
+
+def _shape(t: Any) -> str:
+    return "x".join(map(str, t.shape)) if torch.is_tensor(t) else type(t).__name__
+
+
+def _some(names: list[str], k: int = 3) -> str:
+    return ", ".join(names[:k]) + (f" (+{len(names) - k} more)" if len(names) > k else "")
+
+
+def load_weights(module: torch.nn.Module, values: dict[str, Any], what: str) -> None:
+    """``module.load_state_dict(values)``, or one line saying how they differ (``what`` names the model)."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in values]
+    unexpected = [k for k in values if k not in own]
+    shapes = [f"{k}: {_shape(values[k])} in the file, {_shape(v)} in the model" for k, v in own.items()
+              if k in values and torch.is_tensor(v) and (not torch.is_tensor(values[k]) or values[k].shape != v.shape)]
+    parts = [f"{len(missing)} missing ({_some(missing)})" if missing else "",
+             f"{len(unexpected)} unexpected ({_some(unexpected)})" if unexpected else "",
+             f"{len(shapes)} of another shape ({_some(shapes, 2)})" if shapes else ""]
+    problems = "; ".join(p for p in parts if p)
+    if not problems:
+        try:
+            module.load_state_dict(values)
+            return
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            problems = str(exc).strip().splitlines()[0]
+    raise CheckpointError(f"its weights do not fit {what}: {problems}")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,15 @@ def image_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> torch.Tensor:
     return grid
 
 
+def json_number(value: float) -> float | str:
+    """``value``, or "nan", "inf", "-inf" for the values JSON has no number for."""
+    return value if math.isfinite(value) else str(value)
+
+
 class RunLogger:
     """Writes into a run folder: ``metrics.jsonl``, ``tb/`` and ``samples/``."""
 
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, purge_step: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.sample_dir = self.run_dir / "samples"
@@ -36,12 +42,15 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+            # a resumed run: TensorBoard drops the events of steps >= purge_step written before
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
-        record = {"step": step, **{f"{prefix}/{k}": float(v) for k, v in values.items()}}
+        """Append one JSON record; NaN and infinities are written as the strings "nan", "inf", "-inf"
+        (bare NaN is not JSON), so every line of ``metrics.jsonl`` parses."""
+        record = {"step": step, **{f"{prefix}/{k}": json_number(float(v)) for k, v in values.items()}}
         with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json.dumps(record, allow_nan=False) + "\n")
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{key}", float(value), step)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,17 @@ from tqdm import tqdm
 
 from ..config import Config, to_dict
 from ..data import build_dataset, build_loader
+from ..data.skipping import SkipUnreadable, one_line, skipped
+from ..errors import CheckpointError, DataError
 from ..models import build_model
 from . import distributed as dist
-from .checkpoint import checkpoint_dir, prune_checkpoints, save_checkpoint
+from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
 from .ema import EMA
+from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
+from .signals import StopSignals
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -49,7 +54,9 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed + self.dist.rank)
 
-        self.dataset = build_dataset(cfg.data, train=True)
+        # an unreadable training item is skipped and listed; many in a row stop training (i2i.data.skipping)
+        self.skip_list = self.run_dir / "skipped_images.txt"
+        self.dataset = SkipUnreadable(build_dataset(cfg.data, train=True), self.skip_list)
         self.loader = build_loader(self.dataset, cfg.data, True, cfg.train.seed, self.dist.rank, self.dist.world_size)
         self.sampler, self.loader_rng = self.loader.sampler, self.loader.generator
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
@@ -69,9 +76,14 @@ class Trainer:
         self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
+        self.guard = BadStepGuard(cfg.train.max_bad_steps, quiet=not self.dist.is_main)
+        self.signals = StopSignals(quiet=not self.dist.is_main)
+        self.bad_losses: list[str] = []
+        self._saved_step = -1
         if resume is not None:
             self._load_state(resume)
-        self.logger = RunLogger(self.run_dir, cfg.log.tensorboard) if self.dist.is_main else None
+        purge = self.step + 1 if resume is not None else None
+        self.logger = RunLogger(self.run_dir, cfg.log.tensorboard, purge) if self.dist.is_main else None
         self.evaluator = None
         if cfg.eval.every and self.dist.is_main:
             from .evaluate import Evaluator
@@ -85,10 +97,12 @@ class Trainer:
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
         batch = _to_device(batch, self.device)
+        buffers = BufferSnapshot(model)
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
         with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):
             out = model.generate(batch)
         logs: dict[str, torch.Tensor] = {}
+        self.bad_losses = []
         for phase in due:
             frozen = [p for g in phase.frozen for p in self.params[g]]
             _set_requires_grad(frozen, False)
@@ -98,15 +112,22 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             dist.average_gradients(params)
-            clip = self.cfg.optim[phase.group].grad_clip
-            if clip:
-                self.scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            self.scaler.step(opt)
-            self.scaler.update()
-            model.after_step(phase.name)
+            bad = non_finite(phase, loss, phase_logs, params, self.device, check_grads=amp != "fp16")
+            if bad is None:
+                clip = self.cfg.optim[phase.group].grad_clip
+                if clip:
+                    self.scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                self.scaler.step(opt)
+                self.scaler.update()
+                model.after_step(phase.name)
+            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard)
+                opt.zero_grad(set_to_none=True)
+                self.bad_losses.append(bad)
             _set_requires_grad(frozen, True)
             logs.update(phase_logs)
+        if self.bad_losses:
+            buffers.restore()
         for group, sched in self.schedulers.items():
             if self.cfg.optim[group].unit == "iter":
                 sched.step()
@@ -132,10 +153,11 @@ class Trainer:
         finished = False
         deadline = time.monotonic() + 60 * cfg.train.time_budget_min if cfg.train.time_budget_min else math.inf
         try:
+            self.signals.__enter__()
             while not finished and self.step < total:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
                 self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
-                for batch in self.loader:
+                for batch in self._batches():
                     logs, out = self.train_step(batch)
                     self.step += 1
                     self.batch_in_epoch += 1
@@ -159,21 +181,73 @@ class Trainer:
                         sums, counts, count, tic = {}, {}, 0, time.perf_counter()
                     if self.logger and (self.step % cfg.log.sample_every == 0 or finished):
                         self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
+                    eval_error = None
                     if self.evaluator and (self.step % cfg.eval.every == 0 or finished):
-                        self.evaluate()
+                        try:
+                            self.evaluate()
+                        except DataError as exc:  # stop, but with this step checkpointed (below)
+                            eval_error = exc
                     if epoch_done:
                         self._end_epoch()
                     if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
                         last = self.save() or last
                     del out  # not alive during the next step (it would keep this step's tensors)
+                    if self.guard.update(self.step, self.bad_losses):
+                        raise self._stop_on_bad_steps()
+                    if eval_error is not None:
+                        path = self.save()
+                        raise StopTraining(f"training stopped at step {self.step}: evaluation: {one_line(eval_error)}"
+                                           + (f"; checkpoint {path} (fix the data, then --resume)" if path else ""))
+                    if not finished and self._signalled():  # (a run that just finished has finished)
+                        raise self._stop_on_signal()
                     if finished or epoch_done:
                         break
         finally:
+            self.signals.__exit__(None, None, None)
             bar.close()
             if self.logger:
                 self.logger.close()
+            self._report_skipped()
             dist.barrier()
         return last
+
+    def _signalled(self) -> bool:
+        flag = self.signals.requested is not None
+        return dist.any_rank(flag, self.device) if self.dist.enabled else flag
+
+    def _batches(self):
+        """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
+        training with a checkpoint of the last completed step."""
+        it = iter(self.loader)
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                if self.signals.requested is not None:
+                    raise self._stop_on_signal() from None
+                if isinstance(exc, DataError):
+                    path = self.save()
+                    raise StopTraining(f"training stopped at step {self.step}: {one_line(exc)}"
+                                       + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
+                raise
+            yield batch
+
+    def _stop_on_signal(self) -> StopTraining:
+        """Checkpoint the state after the last completed step; exit code 128 + the signal number."""
+        path = self.save()
+        name = self.signals.requested.name if self.signals.requested is not None else "a signal"
+        where = f"; checkpoint {path}; continue with: i2i-train --resume {self.run_dir}" if path else ""
+        exc = StopTraining(f"interrupted by {name} at step {self.step}{where}")
+        exc.exit_code = self.signals.exit_code
+        return exc
+
+    def _report_skipped(self) -> None:
+        if self.dist.is_main and self.skip_list.is_file():
+            n = len(skipped(self.skip_list))
+            print(f"note: {n} training item(s) could not be loaded and were skipped; listed in {self.skip_list}",
+                  file=sys.stderr)
 
     def _end_epoch(self) -> None:
         self.epoch += 1
@@ -196,7 +270,7 @@ class Trainer:
         key = self.cfg.eval.best
         if key and key in scores:
             better = self.evaluator.is_better(key, scores[key], self.best)
-            if better:
+            if better and finite_state(self.model, self.ema) is None:
                 self.best = scores[key]
                 save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "best.pt")
         return scores
@@ -221,27 +295,60 @@ class Trainer:
         return state
 
     def save(self) -> Path | None:
+        """Write a step checkpoint (rank 0), never one holding NaN or Inf."""
         if not self.dist.is_main:
             return None
-        path = save_checkpoint(self.state_dict(), checkpoint_dir(self.run_dir) / f"step_{self.step:07d}.pt")
+        path = checkpoint_dir(self.run_dir) / f"step_{self.step:07d}.pt"
+        if self._saved_step == self.step and path.is_file():  # this very state is on disk already
+            return path
+        bad = finite_state(self.model, self.ema)
+        if bad is not None:
+            print(f"warning: step {self.step}: no checkpoint written: {bad} holds non-finite values", file=sys.stderr)
+            return None
+        save_checkpoint(self.state_dict(), path)
+        self._saved_step = self.step
         prune_checkpoints(self.run_dir, self.cfg.train.keep_last)
         return path
 
+    def _stop_on_bad_steps(self) -> StopTraining:
+        """Checkpoint the last good state (no bad step changed the weights) and say what went wrong."""
+        guard = self.guard
+        what = (f"training stopped at step {self.step}: non-finite {guard.first} for {guard.streak} steps in a row "
+                f"(train.max_bad_steps)")
+        path = self.save()
+        if not self.dist.is_main:
+            return StopTraining(what)
+        if path is None:
+            saved = list_checkpoints(self.run_dir)
+            where = f"; the newest good checkpoint is {saved[-1]}" if saved else ""
+            return StopTraining(f"{what}; the model state is no longer finite{where}")
+        return StopTraining(f"{what}; the last good state is saved in {path} (lower the learning rate with --set, "
+                            "or check the data, then --resume)")
+
     def _load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
-        self.scaler.load_state_dict(state["scaler"])
-        self.model.load_loss_state(state.get("loss_state", {}))
-        if self.ema is not None:
-            if "ema" in state:
-                self.ema.load_state_dict(state["ema"])
-            else:  # EMA switched on at resume: start from the current weights
-                self.ema.update(0)
-        self.step, self.epoch = state["step"], state["epoch"]
-        self.batch_in_epoch = state["batch_in_epoch"]
-        self.best = state.get("best")
-        if self.dist.rank == 0:
-            set_rng_state(state["rng"])
+        """Continue from a checkpoint; ``CheckpointError`` (one line) if it does not fit this config's model."""
+        name = self.cfg.model.name
+        was = (state.get("config") or {}).get("model", {})
+        was = was if isinstance(was, str) else (was.get("name", name) if isinstance(was, dict) else name)
+        what = f"the {name} model of the config" + (f" (the checkpoint holds a {was} model)" if was != name else "")
+        load_weights(self.model, state["model"], what)
+        try:
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            for k, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][k])
+            self.scaler.load_state_dict(state["scaler"])
+            self.model.load_loss_state(state.get("loss_state", {}))
+            if self.ema is not None:
+                if "ema" in state:
+                    self.ema.load_state_dict(state["ema"])
+                else:  # EMA switched on at resume: start from the current weights
+                    self.ema.update(0)
+            self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.batch_in_epoch = int(state["batch_in_epoch"])
+            self.best = state.get("best")
+            if self.dist.rank == 0:
+                set_rng_state(state["rng"])
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise CheckpointError(f"its training state does not fit {what}: {type(exc).__name__} {detail}") from None

@@ -39,7 +39,11 @@ def _channel_kwargs(builder, **channels: int) -> dict[str, int]:
 
 def _build(registry: Registry, cfg: NetConfig, **channels: int) -> nn.Module:
     builder = registry.get(cfg.name)
-    net = builder(**_channel_kwargs(builder, **channels), **cfg.params)
+    try:
+        net = builder(**_channel_kwargs(builder, **channels), **cfg.params)
+    except (ValueError, TypeError) as exc:  # a value the builder refuses: the config's to fix
+        given = ", ".join(f"{k}={v!r}" for k, v in cfg.params.items())
+        raise ConfigError(f"network {cfg.name!r}" + (f" ({given})" if given else "") + f": {exc}") from exc
     # init first, so spectral norm's power iteration starts from the final weights
     init_weights(net, cfg.init, cfg.init_gain)
     if cfg.spectral_norm:
