@@ -24,10 +24,9 @@ import torch.nn.functional as F
 from ..config import ModelSettings, rule
 from ..errors import ConfigError
 from ..losses import PerceptualLoss
-from ..nn import build_discriminator, build_generator
-from ..registry import DISCRIMINATORS, GENERATORS, MODELS
-from .adversarial import AdversarialModel
+from ..registry import MODELS
 from .base import scalar_logs
+from .pix2pix import Pix2Pix
 
 ADAM = {"type": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "schedule": "constant"}
 
@@ -44,9 +43,10 @@ class DehazeGANSettings(ModelSettings):
 
 
 @MODELS.register("dehazegan")
-class DehazeGAN(AdversarialModel):
+class DehazeGAN(Pix2Pix):
+    """pix2pix's networks, D terms and inference, with DehazeGAN's weights and the perceptual term."""
+
     Settings = DehazeGANSettings
-    roles = {"G": GENERATORS, "D": DISCRIMINATORS}
     defaults = {
         "nets": {
             "G": {"name": "tiramisu"},
@@ -56,14 +56,9 @@ class DehazeGAN(AdversarialModel):
         "optim": {"G": ADAM, "D": ADAM},
         "data": {"kind": "paired", "load_size": 286, "crop_size": 256},
     }
-    phase_order = ("D", "G")
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
-        s = self.settings
-        c_in, c_out = cfg.data.in_channels, cfg.data.out_channels
-        self.G = build_generator(cfg.nets["G"], c_in, c_out)
-        self.D = build_discriminator(cfg.nets["D"], c_in + c_out)
         self._perceptual: PerceptualLoss | None = None  # built on first use: inference needs no VGG
 
     @classmethod
@@ -87,23 +82,6 @@ class DehazeGAN(AdversarialModel):
             object.__setattr__(self, "_perceptual", vgg.to(next(self.G.parameters()).device))
         return self._perceptual
 
-    def generators(self):
-        return [self.G]
-
-    def discriminators(self):
-        return [self.D]
-
-    def generator(self, direction="AtoB"):
-        self.check_direction(direction)
-        return self.G
-
-    def generate(self, batch):
-        return {"fake_B": self.G(batch["A"])}
-
-    def d_terms(self, batch, out):
-        hazy = batch["A"]
-        return [("D", self.D, torch.cat([hazy, batch["B"]], 1), torch.cat([hazy, out["fake_B"].detach()], 1))]
-
     def g_loss(self, batch, out):
         s, hazy, clear, fake = self.settings, batch["A"], batch["B"], out["fake_B"]
         adv = self.g_adv_loss(self.D, torch.cat([hazy, clear], 1), torch.cat([hazy, fake], 1))
@@ -116,5 +94,3 @@ class DehazeGAN(AdversarialModel):
             logs["G_vgg"] = vgg
         return loss, scalar_logs(**logs)
 
-    def visuals(self, batch, out):
-        return [batch["A"], out["fake_B"], batch["B"]]
