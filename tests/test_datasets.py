@@ -230,3 +230,39 @@ def test_loader_workers_reproducible_from_seed():
     first = run(7)
     torch.testing.assert_close(run(7), first)
     assert not torch.equal(run(8), first)
+
+
+def test_cache_reads_each_file_once_within_its_budget_and_hands_out_copies(tmp_path):
+    from i2i.data.datasets import CachedReader
+
+    calls = []
+
+    def read(path, channels=3):
+        calls.append(str(path))
+        return np.full((4, 5, channels), len(calls), np.uint8)  # 60 bytes each
+
+    cached = CachedReader(read, budget=130)  # room for two images
+    for _ in range(3):
+        for name in ("a.png", "b.png", "c.png"):
+            cached(tmp_path / name)
+    assert calls.count(str(tmp_path / "a.png")) == 1 and calls.count(str(tmp_path / "b.png")) == 1
+    assert calls.count(str(tmp_path / "c.png")) == 3  # over the budget: read from disk every time
+    assert cached.held == 120
+    first = cached(tmp_path / "a.png")
+    first[:] = 0  # a transform writing in place does not reach the cache
+    assert cached(tmp_path / "a.png").min() == 1
+
+
+def test_cache_mb_gives_the_same_items(tmp_path):
+    from i2i.config import DataConfig
+    from i2i.data import build_dataset
+    from i2i.data.io import write_image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_image(tmp_path / "train" / f"{i}.png", rng.integers(0, 255, (8, 16, 3), dtype=np.uint8))
+    kw = dict(kind="aligned", root=str(tmp_path), preprocess="none", no_flip=True, num_workers=0)
+    plain, cached = build_dataset(DataConfig(**kw)), build_dataset(DataConfig(cache_mb=1, **kw))
+    for _ in range(2):
+        for i in range(3):
+            assert torch.equal(plain[i]["A"], cached[i]["A"]) and torch.equal(plain[i]["B"], cached[i]["B"])

@@ -70,3 +70,16 @@ def test_quick_config_trains_on_builtin_haze(tmp_path):
     cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "dehazegan_quick.yaml")
     assert cfg.model.vgg_w == 0 and cfg.data.root == "builtin:haze"
     assert train_main(["--config", str(write(tmp_path, {"name": "dehazegan", "vgg_w": 0}))]) == 0
+
+
+def test_without_the_adversarial_term_d_is_neither_run_nor_stepped(tmp_path):
+    model = {"name": "dehazegan", "gan_w": 0, "l1_w": 1, "vgg_w": 0}
+    assert train_main(["--config", str(write(tmp_path, model, seed=3))]) == 0
+    run = tmp_path / "runs" / "dh"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all("train/D" not in r and "train/G_gan" not in r and r["train/G_L1"] > 0 for r in rows)
+    state = load_checkpoint(run)
+    assert state["optimizers"]["D"]["state"] == {}  # D's optimizer never stepped
+    cfg = build_config(yaml.safe_load((tmp_path / "dh.yaml").read_text()), check_paths=False)
+    from i2i.registry import MODELS
+    assert [p.name for p in MODELS.get("dehazegan")(cfg).phases()] == ["G"]

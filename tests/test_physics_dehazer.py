@@ -56,3 +56,27 @@ def test_any_size():
         x = torch.rand(2, 3, *size) * 2 - 1
         with torch.no_grad():
             assert net(x).shape == (2, 3, *size)
+
+
+def test_refinement_starts_at_zero_after_the_builders_init_and_then_learns():
+    from i2i.config.schema import NetConfig
+    from i2i.nn import build_generator
+
+    torch.manual_seed(0)
+    hazy, clear = scene(2)
+    plain = build_generator(NetConfig(name="physics_dehazer", params={"width": 8, "radius": 8}), 3, 3).eval()
+    refined = build_generator(NetConfig(name="physics_dehazer", params={"width": 8, "radius": 8, "refine": 8}), 3, 3)
+    assert torch.count_nonzero(refined.refine[-1].weight) == 0  # normal init undone by after_init
+    refined.load_state_dict(plain.state_dict(), strict=False)  # same trunk weights
+    with torch.no_grad():
+        assert torch.allclose(refined.eval()(hazy), plain(hazy), atol=1e-6)
+    opt = torch.optim.Adam(refined.refine.parameters(), lr=1e-2)
+    refined.train()
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = (refined(hazy) - clear).abs().mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert torch.count_nonzero(refined.refine[-1].weight) > 0 and losses[-1] < losses[0]

@@ -97,6 +97,9 @@ class DataConfig:
     batch_size: int = rule(1, gt=0)
     num_workers: int = rule(2, ge=0)  #: DataLoader worker processes (0 = load in the main process)
     max_items: int = rule(0, ge=0)  #: use at most this many images (0 = all)
+    #: keep decoded images in memory up to this many MiB per loading process (0 = off); for small
+    #: datasets read many times (each DataLoader worker holds its own cache)
+    cache_mb: int = rule(0, ge=0)
     #: images with more pixels are not decoded (0 = $I2I_MAX_PIXELS, else 67,108,864 = 8192 x 8192)
     max_pixels: int = rule(0, ge=0)
     pair_regex: str = ""  #: paired: regex whose first group turns an A stem into its B stem

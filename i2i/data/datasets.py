@@ -117,11 +117,34 @@ class SingleDataset(Dataset):
 
 def image_reader(cfg: DataConfig, aligned: bool = False) -> Callable[..., np.ndarray]:
     """``read_image`` with ``data.max_pixels``; JPEGs the preprocess shrinks are decoded at a reduced
-    scale that keeps at least ``load_size`` (per half of an A | B image)."""
+    scale that keeps at least ``load_size`` (per half of an A | B image); cached with ``data.cache_mb``."""
     min_size = None
     if cfg.preprocess in ("resize_and_crop", "scale_width"):
         min_size = (cfg.load_size, cfg.load_size * (2 if aligned else 1))
-    return functools.partial(read_image, max_pixels=cfg.max_pixels or None, min_size=min_size)
+    read = functools.partial(read_image, max_pixels=cfg.max_pixels or None, min_size=min_size)
+    return CachedReader(read, cfg.cache_mb * 2**20) if cfg.cache_mb > 0 else read
+
+
+class CachedReader:
+    """A reader that keeps decoded images until ``budget`` bytes are held, then reads the rest from disk.
+
+    No eviction: the first images that fit stay, so memory is bounded by ``budget`` and a
+    dataset that fits is decoded once.  Callers get a copy (transforms may write in place).
+    """
+
+    def __init__(self, read: Callable[..., np.ndarray], budget: int) -> None:
+        self.read, self.budget, self.held = read, budget, 0
+        self.images: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, path, channels: int = 3) -> np.ndarray:
+        key = (str(path), channels)
+        img = self.images.get(key)
+        if img is None:
+            img = self.read(path, channels)
+            if self.held + img.nbytes <= self.budget:
+                self.images[key] = img
+                self.held += img.nbytes
+        return img.copy()
 
 
 class FileImages:

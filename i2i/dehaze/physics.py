@@ -12,6 +12,11 @@ network is the dark channel prior (its transmission taken at ``1 / scale`` of th
 resolution, then guided-filtered with radius ``radius``), and training moves it only
 where the data says so.  Fully convolutional, any size;
 the image statistics (A) are per image, so tiles of one image may see different A.
+
+With ``refine > 0`` a small full-resolution CNN of that width (dilated 3x3 convolutions, a
+receptive field of 33 px) looks at ``(I, J, t)`` and adds a correction to ``J`` for what the
+model cannot express (halos at depth edges, colour casts); its last layer starts at 0, so
+the untrained network is still the dark channel prior.
 """
 from __future__ import annotations
 
@@ -29,7 +34,8 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
 
 class PhysicsDehazer(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 32, scale: int = 4, patch: int = 15,
-                 omega: float = 0.95, radius: int = 30, eps: float = 1e-3, t_min: float = 0.05) -> None:
+                 omega: float = 0.95, radius: int = 30, eps: float = 1e-3, t_min: float = 0.05,
+                 refine: int = 0) -> None:
         super().__init__()
         if in_channels != 3 or out_channels != 3:
             raise ValueError("the physics dehazer works on RGB images (in_channels = out_channels = 3)")
@@ -44,7 +50,23 @@ class PhysicsDehazer(nn.Module):
         self.airlight_head = nn.Linear(4 * w, 3)
         self.t_gain = nn.Parameter(torch.zeros(1))
         self.a_gain = nn.Parameter(torch.zeros(1))
+        self.refine = None
+        if refine:
+            r = refine
+            self.refine = nn.Sequential(
+                nn.Conv2d(7, r, 3, padding=1), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(r, r, 3, padding=2, dilation=2), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(r, r, 3, padding=4, dilation=4), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(r, r, 3, padding=8, dilation=8), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(r, 3, 3, padding=1))
+        self.after_init()
         self.size_multiple = 1
+
+    def after_init(self) -> None:
+        """Zero the refinement's last layer (called again after the builder's weight init)."""
+        if self.refine is not None:
+            nn.init.zeros_(self.refine[-1].weight)
+            nn.init.zeros_(self.refine[-1].bias)
 
     def prior(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Dark channel, airlight (B x 3) and first transmission of images in [0, 1]."""
@@ -72,11 +94,14 @@ class PhysicsDehazer(nn.Module):
         a = airlight * (1 + 0.2 * torch.tanh(self.a_gain * self.airlight_head(deep.mean(dim=(2, 3)))))
         a = a[:, :, None, None]
         clear = (img - a) / t.clamp(min=self.t_min) + a
+        if self.refine is not None:
+            clear = clear.clamp(0, 1)
+            clear = clear + self.refine(torch.cat([img, clear, t], 1))
         return (clear.clamp(0, 1) * 2 - 1).to(x.dtype)
 
 
 @GENERATORS.register("physics_dehazer")
 def physics_dehazer(in_channels=3, out_channels=3, width=32, scale=4, patch=15, omega=0.95, radius=30, eps=1e-3,
-                    t_min=0.05):
+                    t_min=0.05, refine=0):
     """Dark-channel-prior dehazing with a learned transmission and airlight correction (RGB only)."""
-    return PhysicsDehazer(in_channels, out_channels, width, scale, patch, omega, radius, eps, t_min)
+    return PhysicsDehazer(in_channels, out_channels, width, scale, patch, omega, radius, eps, t_min, refine)

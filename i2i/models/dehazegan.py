@@ -15,7 +15,7 @@ cache (``vgg_w: 0`` trains without it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List
 
 import torch
@@ -82,12 +82,20 @@ class DehazeGAN(Pix2Pix):
             object.__setattr__(self, "_perceptual", vgg.to(next(self.G.parameters()).device))
         return self._perceptual
 
+    def phases(self):
+        """pix2pix's phases; with ``gan_w: 0`` only G's (D is neither trained nor run)."""
+        phases = super().phases()
+        if self.settings.gan_w == 0:
+            phases = [replace(p, frozen=(), every=1) for p in phases if p.group != "D"]
+        return phases
+
     def g_loss(self, batch, out):
         s, hazy, clear, fake = self.settings, batch["A"], batch["B"], out["fake_B"]
-        adv = self.g_adv_loss(self.D, torch.cat([hazy, clear], 1), torch.cat([hazy, fake], 1))
         l1 = F.l1_loss(fake, clear)
-        loss = s.gan_w * adv + s.l1_w * l1
-        logs = dict(G_gan=adv, G_L1=l1)
+        loss, logs = s.l1_w * l1, dict(G_L1=l1)
+        if s.gan_w > 0:
+            adv = self.g_adv_loss(self.D, torch.cat([hazy, clear], 1), torch.cat([hazy, fake], 1))
+            loss, logs["G_gan"] = loss + s.gan_w * adv, adv
         if self.perceptual is not None:
             vgg = self.perceptual(fake, clear)
             loss = loss + s.vgg_w * vgg

@@ -46,6 +46,8 @@ def _build(registry: Registry, cfg: NetConfig, **channels: int) -> nn.Module:
         raise ConfigError(f"network {cfg.name!r}" + (f" ({given})" if given else "") + f": {exc}") from exc
     # init first, so spectral norm's power iteration starts from the final weights
     init_weights(net, cfg.init, cfg.init_gain)
+    if callable(getattr(net, "after_init", None)):  # a net whose starting point matters sets it again
+        net.after_init()
     if cfg.spectral_norm:
         apply_spectral_norm(net)
     return net
