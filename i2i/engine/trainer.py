@@ -13,6 +13,7 @@ import contextlib
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,7 @@ class Trainer:
             logs.update(phase_logs)
         if self.bad_losses:
             buffers.restore()
-        for group, sched in self.schedulers.items():
-            if self.cfg.optim[group].unit == "iter":
-                sched.step()
+        self._step_schedulers("iter")
         if self.ema is not None:
             self.ema.update(self.step + 1)
         return logs, out
@@ -252,9 +251,14 @@ class Trainer:
     def _end_epoch(self) -> None:
         self.epoch += 1
         self.batch_in_epoch = 0
+        self._step_schedulers("epoch")
+
+    def _step_schedulers(self, unit: str) -> None:
         for group, sched in self.schedulers.items():
-            if self.cfg.optim[group].unit == "epoch":
-                sched.step()
+            if self.cfg.optim[group].unit == unit:
+                with warnings.catch_warnings():  # a group that no phase steps (an idle network) is fine
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()` before")
+                    sched.step()
 
     def inference_weights(self):
         """Context in which the model holds the weights evaluation uses (EMA unless ``eval.ema: false``)."""
