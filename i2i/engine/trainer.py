@@ -30,6 +30,7 @@ from .ema import EMA
 from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
+from .reducer import GradReducer
 from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
 from .signals import StopSignals
 
@@ -68,6 +69,7 @@ class Trainer:
             raise ValueError(f"{cfg.model.name}: optim_groups() returns {sorted(modules)}, "
                              f"the config has {sorted(cfg.optim)}")
         self.params = group_parameters(modules)
+        self.reducer = GradReducer(self.params) if self.dist.enabled else None  # averages each phase's gradients
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
         self.schedulers = {g: make_scheduler(o, cfg.optim[g], cfg.train, self.steps_per_epoch)
                            for g, o in self.optimizers.items()}
@@ -109,9 +111,13 @@ class Trainer:
             with autocast(self.device, amp):
                 loss, phase_logs = model.loss(phase.name, batch, out)
             opt, params = self.optimizers[phase.group], self.params[phase.group]
-            opt.zero_grad(set_to_none=True)
+            if self.reducer is not None:
+                self.reducer.prepare(phase.group)  # zeroed gradient buckets (in place of zero_grad)
+            else:
+                opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            dist.average_gradients(params)
+            if self.reducer is not None:
+                self.reducer.finish()
             bad = non_finite(phase, loss, phase_logs, params, self.device, check_grads=amp != "fp16")
             if bad is None:
                 clip = self.cfg.optim[phase.group].grad_clip
