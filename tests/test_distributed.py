@@ -1,7 +1,7 @@
-"""Multi-process training on CPU (gloo): gradient averaging, torchrun.
+"""Multi-process training on CPU (gloo): gradient averaging, sync batch norm, torchrun.
 
 Two processes with half a batch each must train as one process with the whole
-batch (a model without batch coupling), with identical
+batch (a model without batch coupling, or with ``train.sync_bn``), with identical
 weights on every rank.
 """
 import json
@@ -30,6 +30,12 @@ PLAIN = {  # no batch coupling, no randomness: half batches on two processes == 
              "D": {"ndf": 8, "n_layers": 2, "norm": "none"}},
     "losses": {"penalty": {"type": "r1", "weight": 1.0}},  # double backward through D
     "optim": {"G": {"type": "sgd", "lr": 0.05}, "D": {"type": "sgd", "lr": 0.05}},
+}
+BATCH_NORM = {  # pix2pix's batch norms, synchronized
+    "model": {"name": "pix2pix"},
+    "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8, "dropout": False}, "D": {"ndf": 8, "n_layers": 2}},
+    "optim": {"G": {"type": "sgd", "lr": 0.05}, "D": {"type": "sgd", "lr": 0.05}},
+    "train": {"sync_bn": True},
 }
 
 
@@ -142,7 +148,7 @@ def _train(tree, run_dir, rank=0, world=1):
 
 def _train_worker(rank, world, port, run_dir, out):
     _join(rank, world, port)
-    out[rank] = [_train(tree, Path(run_dir) / str(rank), rank, world) for tree in (PLAIN,)]
+    out[rank] = [_train(tree, Path(run_dir) / str(rank), rank, world) for tree in (PLAIN, BATCH_NORM)]
     dist.destroy_process_group()
 
 
@@ -151,11 +157,13 @@ def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = mp.Manager().dict()
     mp.spawn(_train_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
-    for i, tree in enumerate((PLAIN,)):
+    for i, tree in enumerate((PLAIN, BATCH_NORM)):
         (a, kinds, moved), (b, _, _) = out[0][i], out[1][i]
         assert len(moved) > len(a) // 2  # training changed the weights
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on every rank
         one, one_kinds, _ = _train(tree, tmp_path / "one")
+        if tree is BATCH_NORM:
+            assert kinds == ["SyncBatchNorm"] and one_kinds == ["BatchNorm2d"]  # sync_bn: no-op in one process
         for k in a:
             if a[k].is_floating_point():
                 torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree['model']}: {k}")

@@ -24,6 +24,7 @@ from ..data import build_dataset, build_loader
 from ..data.skipping import SkipUnreadable, one_line, skipped
 from ..errors import CheckpointError, DataError
 from ..models import build_model
+from ..nn.sync_bn import convert_sync_batchnorm
 from . import distributed as dist
 from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
 from .ema import EMA
@@ -63,6 +64,8 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
 
         self.model = build_model(cfg).to(self.device)
+        if cfg.train.sync_bn and self.dist.enabled:
+            self.model = convert_sync_batchnorm(self.model)
         dist.broadcast_module(self.model)
         modules = self.model.optim_groups()
         if set(modules) != set(cfg.optim):
