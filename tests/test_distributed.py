@@ -1,4 +1,4 @@
-"""Multi-process training on CPU (gloo): gradient averaging, sync batch norm, torchrun.
+"""Multi-process training on CPU (gloo): gradient averaging, sync batch norm, sharded evaluation, torchrun.
 
 Two processes with half a batch each must train as one process with the whole
 batch (a model without batch coupling, or with ``train.sync_bn``), with identical
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -171,6 +172,59 @@ def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
                 assert torch.equal(a[k], one[k]), k
 
 
+# --------------------------------------------------------------------------- evaluation
+EVAL = {"every": 1, "root": "builtin:shapes", "max_items": 5, "metrics": ["psnr", "ssim"]}
+
+
+def _suite():
+    from i2i.metrics import MetricSuite
+
+    torch.manual_seed(0)
+    proj = torch.nn.Conv2d(3, 6, 8, stride=8)
+    features = lambda x: (proj(x).flatten(1), proj(x).mean((2, 3)))  # noqa: E731  (features, logits)
+    palette = {0: (0, 0, 0), 1: (255, 255, 255), 2: (255, 0, 0), 3: (0, 0, 255)}
+    return MetricSuite(["psnr", "ssim", "fid", "kid", "is", "seg"], feature_extractor=features, palette=palette,
+                       kid={"subsets": 4, "subset_size": 3})
+
+
+def _evaluate(run_dir, rank=0, world=1):
+    from i2i.engine.evaluate import Evaluator
+    from i2i.models import build_model
+
+    cfg = _config({**PLAIN, "eval": EVAL}, run_dir)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    evaluator = Evaluator(cfg, torch.device("cpu"), rank, world)
+    evaluator.suite = _suite()
+    first = evaluator.run(model)
+    second = evaluator.run(model, Path(run_dir) / "page")  # reference features kept, a page written
+    return first, second, len(evaluator.loader.dataset)
+
+
+def _eval_worker(rank, world, port, run_dir, out):
+    _join(rank, world, port)
+    out[rank] = _evaluate(run_dir, rank, world)
+    dist.destroy_process_group()
+
+
+def test_sharded_evaluation_gives_the_scores_of_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    out = mp.Manager().dict()
+    mp.spawn(_eval_worker, args=(2, _free_port(), str(tmp_path / "two"), out), nprocs=2)
+    first, second, n = _evaluate(tmp_path / "one")
+    assert n == 5 and (out[0][2], out[1][2]) == (3, 2)  # items 0, 2, 4 on rank 0; 1, 3 on rank 1
+    assert set(first) >= {"psnr", "ssim", "fid", "kid", "is", "seg_miou"}
+    for rank in (0, 1):
+        assert out[rank][0] == out[0][0] and out[rank][1] == out[0][1]  # the same scores on every rank
+        assert out[rank][0].keys() == first.keys()
+        for key, value in first.items():
+            assert out[rank][0][key] == pytest.approx(value, rel=1e-5, abs=1e-9, nan_ok=True), key
+            assert out[rank][1][key] == pytest.approx(second[key], rel=1e-5, abs=1e-9, nan_ok=True), key
+    page = (tmp_path / "two" / "page" / "index.html").read_text()  # rank 0 writes all five rows
+    assert all(len(list((tmp_path / "two" / "page" / "img" / str(c)).iterdir())) == 5 for c in range(3))
+    assert page.count('"name":') == 5
+
+
 # --------------------------------------------------------------------------- torchrun
 def _write(tmp_path, name, tree):
     path = tmp_path / f"{name}.yaml"
@@ -192,6 +246,22 @@ def _check(proc, timeout=240):
         raise
     assert proc.returncode == 0, err[-3000:]
     return err
+
+
+def test_torchrun_two_processes_sync_bn_and_sharded_evaluation(tmp_path):
+    tree = {**BATCH_NORM, "model": "pix2pix", "data": TINY_DATA,  # test_batch_stats: eval in training mode
+            "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 2, "name": "ddp", "sync_bn": True},
+            "eval": {**EVAL, "every": 2, "html": True}, "log": {"every": 1, "progress": False, "tensorboard": False}}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "i2i.cli.train", "--config", str(_write(tmp_path, "ddp", tree))]
+    _check(_run(cmd))
+    run = tmp_path / "runs" / "ddp"
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/psnr" in r]
+    assert [r["step"] for r in evals] == [2] and 0 < evals[0]["eval/psnr"] < 100
+    assert len(list((run / "eval" / "step_0000002" / "img" / "0").iterdir())) == 5  # 3 + 2 items, one page
+    state = torch.load(run / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert state["step"] == 2 and "G.model.model.1.model.2.running_mean" in state["model"]
 
 
 def test_two_nodes_on_one_machine_then_resume_with_one_process(tmp_path):

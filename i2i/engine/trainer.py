@@ -90,10 +90,10 @@ class Trainer:
         purge = self.step + 1 if resume is not None else None
         self.logger = RunLogger(self.run_dir, cfg.log.tensorboard, purge) if self.dist.is_main else None
         self.evaluator = None
-        if cfg.eval.every and self.dist.is_main:
+        if cfg.eval.every:  # every process scores its share of the validation set
             from .evaluate import Evaluator
 
-            self.evaluator = Evaluator(cfg, self.device)
+            self.evaluator = Evaluator(cfg, self.device, self.dist.rank, self.dist.world_size)
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -275,6 +275,8 @@ class Trainer:
         html = self.run_dir / "eval" / f"step_{self.step:07d}" if self.cfg.eval.html else None
         with self.inference_weights():
             scores = self.evaluator.run(self.model, html)
+        if not self.dist.is_main:  # the same scores on every process; rank 0 logs and saves
+            return scores
         self.logger.scalars(self.step, scores, prefix="eval")
         key = self.cfg.eval.best
         if key and key in scores:
