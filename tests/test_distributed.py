@@ -20,6 +20,7 @@ import yaml
 
 from i2i.configure import build_config
 from i2i.data import ResumableSampler
+from i2i.errors import DataError
 from i2i.engine.distributed import broadcast_module
 from i2i.engine.reducer import GradReducer
 
@@ -73,6 +74,8 @@ def _reducer_worker(rank, world, port, out):
     for _ in range(2):  # the second phase runs on buckets rebuilt in arrival order
         reducer.prepare("a")
         second(first(x)).sum().backward()
+        group = reducer.groups["a"]
+        assert group.sent == len(group.buckets)  # every bucket went out during backward, as it filled
         reducer.finish()
         flats = [b.flat for b in reducer.groups["a"].buckets]
         assert all(any(f.data_ptr() <= p.grad.data_ptr() < f.data_ptr() + 4 * f.numel() for f in flats)
@@ -198,7 +201,18 @@ def _evaluate(run_dir, rank=0, world=1):
     evaluator.suite = _suite()
     first = evaluator.run(model)
     second = evaluator.run(model, Path(run_dir) / "page")  # reference features kept, a page written
-    return first, second, len(evaluator.loader.dataset)
+    n, error = len(evaluator.loader.dataset), None
+    if world > 1:  # an unreadable image on rank 1 only: both ranks stop with its error, none waits alone
+        class Unreadable:
+            def __iter__(self):
+                raise DataError("cannot read image bad.png")
+        if rank == 1:
+            evaluator.loader = Unreadable()
+        for html in (None, Path(run_dir) / "page"):
+            with pytest.raises(DataError) as info:
+                evaluator.run(model, html)
+            error = str(info.value)
+    return first, second, n, error
 
 
 def _eval_worker(rank, world, port, run_dir, out):
@@ -211,10 +225,11 @@ def test_sharded_evaluation_gives_the_scores_of_one_process(tmp_path, monkeypatc
     monkeypatch.setenv("WORLD_SIZE", "1")
     out = mp.Manager().dict()
     mp.spawn(_eval_worker, args=(2, _free_port(), str(tmp_path / "two"), out), nprocs=2)
-    first, second, n = _evaluate(tmp_path / "one")
+    first, second, n, _ = _evaluate(tmp_path / "one")
     assert n == 5 and (out[0][2], out[1][2]) == (3, 2)  # items 0, 2, 4 on rank 0; 1, 3 on rank 1
     assert set(first) >= {"psnr", "ssim", "fid", "kid", "is", "seg_miou"}
     for rank in (0, 1):
+        assert out[rank][3] == "rank 1: cannot read image bad.png"
         assert out[rank][0] == out[0][0] and out[rank][1] == out[0][1]  # the same scores on every rank
         assert out[rank][0].keys() == first.keys()
         for key, value in first.items():

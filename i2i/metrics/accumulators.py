@@ -82,11 +82,14 @@ def interleave(shards: list[torch.Tensor | None]) -> list[torch.Tensor]:
     parts = [s for s in shards if s is not None and len(s)]
     if not parts:
         return []
-    total = sum(len(p) for p in parts)
+    total, n = sum(len(p) for p in parts), len(shards)
+    if [0 if s is None else len(s) for s in shards] != [len(range(r, total, n)) for r in range(n)]:
+        raise ValueError(f"shards of {[0 if s is None else len(s) for s in shards]} rows are not a split of "
+                         f"{total} rows into every {n}-th")
     out = parts[0].new_empty((total, *parts[0].shape[1:]))
     for r, shard in enumerate(shards):
         if shard is not None and len(shard):
-            out[r::len(shards)] = shard
+            out[r::n] = shard
     return [out]
 
 
