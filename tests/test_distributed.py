@@ -1,16 +1,44 @@
-"""Multi-process training on CPU (gloo): gradient averaging, sampler split, torchrun."""
+"""Multi-process training on CPU (gloo): gradient averaging, sync batch norm, sharded evaluation, torchrun.
+
+Two processes with half a batch each must train as one process with the whole
+batch (a model without batch coupling, or with ``train.sync_bn``), with identical
+weights on every rank.
+"""
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from i2i.engine.distributed import average_gradients, broadcast_module
+from i2i.configure import build_config
 from i2i.data import ResumableSampler
+from i2i.errors import DataError
+from i2i.engine.distributed import broadcast_module
+from i2i.engine.reducer import GradReducer
+
+TINY_DATA = {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
+             "max_items": 8}
+PLAIN = {  # no batch coupling, no randomness: half batches on two processes == the whole batch on one
+    "model": {"name": "pix2pix", "test_batch_stats": False},
+    "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8, "norm": "instance", "dropout": False},
+             "D": {"ndf": 8, "n_layers": 2, "norm": "none"}},
+    "losses": {"penalty": {"type": "r1", "weight": 1.0}},  # double backward through D
+    "optim": {"G": {"type": "sgd", "lr": 0.05}, "D": {"type": "sgd", "lr": 0.05}},
+}
+BATCH_NORM = {  # pix2pix's batch norms, synchronized
+    "model": {"name": "pix2pix"},
+    "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8, "dropout": False}, "D": {"ndf": 8, "n_layers": 2}},
+    "optim": {"G": {"type": "sgd", "lr": 0.05}, "D": {"type": "sgd", "lr": 0.05}},
+    "train": {"sync_bn": True},
+}
 
 
 def _free_port() -> int:
@@ -19,32 +47,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _join(rank, world, port):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+# --------------------------------------------------------------------------- the reducer
+def _reducer_worker(rank, world, port, out):
+    _join(rank, world, port)
     torch.manual_seed(rank)  # different initial weights per rank
-    net = torch.nn.Linear(3, 2)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2), torch.nn.Linear(2, 2))
     net.register_buffer("stat", torch.full((1,), float(rank)))
     broadcast_module(net)
     assert float(net.stat) == 0.0  # rank 0's buffer everywhere
     net.stat.fill_(rank + 5.0)
     broadcast_module(net, buffers_only=True)
     assert float(net.stat) == 5.0
+    first, second, unused = net[0], net[1], net[2]
+    reducer = GradReducer({"a": [*first.parameters(), *second.parameters()], "b": list(unused.parameters())},
+                          bucket_mb=16 / 2**20)  # 16-byte buckets: several per group
+    assert len(reducer.groups["a"].buckets) >= 3
     x = torch.full((1, 3), float(rank + 1))
-    net(x).sum().backward()  # grad of weight = x: rank-dependent
-    average_gradients(list(net.parameters()))
-    out[rank] = torch.cat([net.weight.detach().flatten(), net.weight.grad.flatten(), net.bias.grad])
+    grads = []
+    for _ in range(2):  # the second phase runs on buckets rebuilt in arrival order
+        reducer.prepare("a")
+        second(first(x)).sum().backward()
+        group = reducer.groups["a"]
+        assert group.sent == len(group.buckets)  # every bucket went out during backward, as it filled
+        reducer.finish()
+        flats = [b.flat for b in reducer.groups["a"].buckets]
+        assert all(any(f.data_ptr() <= p.grad.data_ptr() < f.data_ptr() + 4 * f.numel() for f in flats)
+                   for p in [*first.parameters(), *second.parameters()])  # gradients live in the buckets
+        grads.append(torch.cat([p.grad.flatten() for p in [*first.parameters(), *second.parameters()]]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    # a phase in which one layer of the group gets no gradient: it keeps grad None, as in one process
+    reducer.prepare("a")
+    second(first(x).detach()).sum().backward()
+    reducer.finish()
+    assert first.weight.grad is None and first.bias.grad is None and second.weight.grad is not None
+    # a phase of the other group: its gradients are averaged, group a's left alone
+    reducer.prepare("b")
+    unused(torch.full((1, 2), float(rank))).sum().backward()
+    reducer.finish()
+    out[rank] = (grads[0], unused.weight.grad.clone())
     dist.destroy_process_group()
 
 
-def test_broadcast_and_gradient_average_over_two_processes():
+def test_reducer_averages_bucketed_gradients_over_two_processes():
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2)
-    a, b = out[0], out[1]
-    torch.testing.assert_close(a, b)  # same weights, same averaged grads
-    # weight grad row = mean of x over ranks = (1 + 2) / 2; bias grad = 1
-    torch.testing.assert_close(a[6:12], torch.full((6,), 1.5))
-    torch.testing.assert_close(a[12:], torch.ones(2))
+    mp.spawn(_reducer_worker, args=(2, _free_port(), out), nprocs=2)
+    (a, ua), (b, ub) = out[0], out[1]
+    assert torch.equal(a, b) and torch.equal(ua, ub)
+    torch.testing.assert_close(ua, torch.full((2, 2), 0.5))  # mean of inputs 0 and 1
+    # the same network on the two inputs summed in one process: the mean gradient
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    x = torch.tensor([[1.0] * 3, [2.0] * 3])
+    (net(x).sum() / 2).backward()
+    torch.testing.assert_close(a, torch.cat([p.grad.flatten() for p in net.parameters()]))
 
 
 def test_sampler_splits_one_permutation_between_ranks_and_resumes():
@@ -60,22 +122,180 @@ def test_sampler_splits_one_permutation_between_ranks_and_resumes():
     assert list(ranks[0]) != parts[0]  # a new permutation each epoch
 
 
-def test_torchrun_two_processes_write_one_run(tmp_path):
-    cfg = {
-        "model": "pix2pix",
-        "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8}, "D": {"ndf": 8, "n_layers": 2}},
-        "data": {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
-                 "max_items": 8},
-        "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 3, "name": "ddp"},
-        "log": {"every": 1, "sample_every": 3, "progress": False},
-    }
-    path = tmp_path / "ddp.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+# --------------------------------------------------------------------------- training
+def _config(tree, run_dir):
+    tree = {**tree, "data": TINY_DATA,
+            "train": {"out_dir": str(run_dir), "max_steps": 3, **tree.get("train", {})},
+            "log": {"progress": False, "tensorboard": False}}
+    return build_config(tree)
+
+
+def _batches(n=3, size=4):
+    g = torch.Generator().manual_seed(7)
+    return [{"A": torch.rand(size, 3, 32, 32, generator=g) * 2 - 1, "B": torch.rand(size, 3, 32, 32, generator=g) * 2 - 1}
+            for _ in range(n)]
+
+
+def _train(tree, run_dir, rank=0, world=1):
+    """The model's state after three iterations on this rank's share of the batches."""
+    from i2i.engine.trainer import Trainer
+
+    trainer = Trainer(_config(tree, run_dir), run_dir)
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for batch in _batches():
+        half = len(batch["A"]) // world
+        trainer.train_step({k: v[rank * half:(rank + 1) * half] for k, v in batch.items()})
+    kinds = sorted({type(m).__name__ for m in trainer.model.modules() if "BatchNorm" in type(m).__name__})
+    moved = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, start[k])]
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}, kinds, moved
+
+
+def _train_worker(rank, world, port, run_dir, out):
+    _join(rank, world, port)
+    out[rank] = [_train(tree, Path(run_dir) / str(rank), rank, world) for tree in (PLAIN, BATCH_NORM)]
+    dist.destroy_process_group()
+
+
+def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = mp.Manager().dict()
+    mp.spawn(_train_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
+    for i, tree in enumerate((PLAIN, BATCH_NORM)):
+        (a, kinds, moved), (b, _, _) = out[0][i], out[1][i]
+        assert len(moved) > len(a) // 2  # training changed the weights
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on every rank
+        one, one_kinds, _ = _train(tree, tmp_path / "one")
+        if tree is BATCH_NORM:
+            assert kinds == ["SyncBatchNorm"] and one_kinds == ["BatchNorm2d"]  # sync_bn: no-op in one process
+        for k in a:
+            if a[k].is_floating_point():
+                torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree['model']}: {k}")
+            else:
+                assert torch.equal(a[k], one[k]), k
+
+
+# --------------------------------------------------------------------------- evaluation
+EVAL = {"every": 1, "root": "builtin:shapes", "max_items": 5, "metrics": ["psnr", "ssim"]}
+
+
+def _suite():
+    from i2i.metrics import MetricSuite
+
+    torch.manual_seed(0)
+    proj = torch.nn.Conv2d(3, 6, 8, stride=8)
+    features = lambda x: (proj(x).flatten(1), proj(x).mean((2, 3)))  # noqa: E731  (features, logits)
+    palette = {0: (0, 0, 0), 1: (255, 255, 255), 2: (255, 0, 0), 3: (0, 0, 255)}
+    return MetricSuite(["psnr", "ssim", "fid", "kid", "is", "seg"], feature_extractor=features, palette=palette,
+                       kid={"subsets": 4, "subset_size": 3})
+
+
+def _evaluate(run_dir, rank=0, world=1):
+    from i2i.engine.evaluate import Evaluator
+    from i2i.models import build_model
+
+    cfg = _config({**PLAIN, "eval": EVAL}, run_dir)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    evaluator = Evaluator(cfg, torch.device("cpu"), rank, world)
+    evaluator.suite = _suite()
+    first = evaluator.run(model)
+    second = evaluator.run(model, Path(run_dir) / "page")  # reference features kept, a page written
+    n, error = len(evaluator.loader.dataset), None
+    if world > 1:  # an unreadable image on rank 1 only: both ranks stop with its error, none waits alone
+        class Unreadable:
+            def __iter__(self):
+                raise DataError("cannot read image bad.png")
+        if rank == 1:
+            evaluator.loader = Unreadable()
+        for html in (None, Path(run_dir) / "page"):
+            with pytest.raises(DataError) as info:
+                evaluator.run(model, html)
+            error = str(info.value)
+    return first, second, n, error
+
+
+def _eval_worker(rank, world, port, run_dir, out):
+    _join(rank, world, port)
+    out[rank] = _evaluate(run_dir, rank, world)
+    dist.destroy_process_group()
+
+
+def test_sharded_evaluation_gives_the_scores_of_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    out = mp.Manager().dict()
+    mp.spawn(_eval_worker, args=(2, _free_port(), str(tmp_path / "two"), out), nprocs=2)
+    first, second, n, _ = _evaluate(tmp_path / "one")
+    assert n == 5 and (out[0][2], out[1][2]) == (3, 2)  # items 0, 2, 4 on rank 0; 1, 3 on rank 1
+    assert set(first) >= {"psnr", "ssim", "fid", "kid", "is", "seg_miou"}
+    for rank in (0, 1):
+        assert out[rank][3] == "rank 1: cannot read image bad.png"
+        assert out[rank][0] == out[0][0] and out[rank][1] == out[0][1]  # the same scores on every rank
+        assert out[rank][0].keys() == first.keys()
+        for key, value in first.items():
+            assert out[rank][0][key] == pytest.approx(value, rel=1e-5, abs=1e-9, nan_ok=True), key
+            assert out[rank][1][key] == pytest.approx(second[key], rel=1e-5, abs=1e-9, nan_ok=True), key
+    page = (tmp_path / "two" / "page" / "index.html").read_text()  # rank 0 writes all five rows
+    assert all(len(list((tmp_path / "two" / "page" / "img" / str(c)).iterdir())) == 5 for c in range(3))
+    assert page.count('"name":') == 5
+
+
+# --------------------------------------------------------------------------- torchrun
+def _write(tmp_path, name, tree):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def _run(cmd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+
+
+def _check(proc, timeout=240):
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # a hang (processes waiting in a collective): end the launcher and its workers
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+def test_torchrun_two_processes_sync_bn_and_sharded_evaluation(tmp_path):
+    tree = {**BATCH_NORM, "model": "pix2pix", "data": TINY_DATA,  # test_batch_stats: eval in training mode
+            "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 2, "name": "ddp", "sync_bn": True},
+            "eval": {**EVAL, "every": 2, "html": True}, "log": {"every": 1, "progress": False, "tensorboard": False}}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "i2i.cli.train", "--config", str(path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+           "-m", "i2i.cli.train", "--config", str(_write(tmp_path, "ddp", tree))]
+    _check(_run(cmd))
+    run = tmp_path / "runs" / "ddp"
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]
-    state = torch.load(tmp_path / "runs" / "ddp" / "checkpoints" / "step_0000003.pt", weights_only=True)
-    assert state["step"] == 3
+    evals = [r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/psnr" in r]
+    assert [r["step"] for r in evals] == [2] and 0 < evals[0]["eval/psnr"] < 100
+    assert len(list((run / "eval" / "step_0000002" / "img" / "0").iterdir())) == 5  # 3 + 2 items, one page
+    state = torch.load(run / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert state["step"] == 2 and "G.model.model.1.model.2.running_mean" in state["model"]
+
+
+def test_two_nodes_on_one_machine_then_resume_with_one_process(tmp_path):
+    tree = {**PLAIN, "data": TINY_DATA, "model": "pix2pix",
+            "train": {"out_dir": str(tmp_path / "runs"), "max_steps": 2, "name": "nodes"},
+            "log": {"every": 1, "progress": False, "tensorboard": False}}
+    config, port = _write(tmp_path, "nodes", tree), _free_port()
+    nodes = [_run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(r),
+                   "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+                   "-m", "i2i.cli.train", "--config", str(config)]) for r in (0, 1)]
+    for proc in nodes:
+        _check(proc)
+    run = tmp_path / "runs" / "nodes"
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["nodes"]
+    two = torch.load(run / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert two["step"] == 2
+    err = _check(_run([sys.executable, "-m", "i2i.cli.train", "--resume", str(run), "--set", "train.max_steps=4"]))
+    four = torch.load(run / "checkpoints" / "step_0000004.pt", weights_only=True)
+    assert four["step"] == 4, err[-2000:]
+    assert not torch.equal(four["model"]["G.model.model.0.weight"], two["model"]["G.model.model.0.weight"])
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert steps == [1, 2, 3, 4]

@@ -131,6 +131,8 @@ class TrainConfig:
     threads: int = rule(0, ge=0)  #: torch CPU threads (0 = torch's default)
     #: steps in a row with a NaN or infinite loss (each skipped, no update) before training stops
     max_bad_steps: int = rule(10, ge=1)
+    #: with several processes, batch norms use the statistics of the global batch (SyncBatchNorm); no-op in one
+    sync_bn: bool = False
     ema: EmaConfig = field(default_factory=EmaConfig)
 
 

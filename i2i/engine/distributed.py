@@ -1,11 +1,12 @@
-"""Multi-process data parallel training, launched with ``torchrun``.
+"""Multi-process data parallel training, launched with ``torchrun`` (one node or several).
 
-Each process holds a full replica.  After every backward pass the gradients of
-the phase's parameters are averaged across processes in one flat all-reduce,
-so every replica takes the same optimizer step; buffers (batch-norm running
-statistics) are broadcast from rank 0 before each step, as DDP does.  This works for any order of
-G/D phases (unlike wrapping each net in DDP, which expects one backward per
-forward).  Parameters are broadcast from rank 0 at start.
+Each process holds a full replica.  Parameters are broadcast from rank 0 at start;
+the gradients of each phase are averaged across processes while backward runs
+(:class:`~i2i.engine.reducer.GradReducer`), so every replica takes the same
+optimizer step; buffers (batch-norm running statistics) are broadcast from rank 0
+before each step, as DDP does, in one message per dtype.  ``train.sync_bn``
+makes batch norms use the statistics of the whole global batch
+(:mod:`i2i.nn.sync_bn`).
 """
 from __future__ import annotations
 
@@ -51,33 +52,40 @@ def device_for(info: DistInfo, device: torch.device) -> torch.device:
     return device
 
 
+def broadcast_coalesced(tensors: list[torch.Tensor], src: int = 0) -> None:
+    """Copy rank ``src``'s values of ``tensors`` to every process: one broadcast per dtype and device."""
+    by_kind: dict[tuple, list[torch.Tensor]] = {}
+    for t in tensors:
+        by_kind.setdefault((t.dtype, t.device), []).append(t)
+    for group in by_kind.values():
+        flat = torch.cat([t.detach().reshape(-1) for t in group])
+        dist.broadcast(flat, src=src)
+        offset = 0
+        with torch.no_grad():
+            for t in group:
+                t.copy_(flat[offset : offset + t.numel()].view_as(t))
+                offset += t.numel()
+
+
 def broadcast_module(module: torch.nn.Module, buffers_only: bool = False) -> None:
     """Copy rank 0's parameters and buffers (or its buffers only) to every process.
 
     Called with ``buffers_only`` before each step, as DDP does, so that batch-norm
     running statistics stay those of rank 0 everywhere.
     """
-    if dist.is_initialized():
+    if dist.is_initialized() and dist.get_world_size() > 1:
         tensors = [*module.buffers()] if buffers_only else [*module.parameters(), *module.buffers()]
-        for tensor in tensors:
-            dist.broadcast(tensor.data, src=0)
+        if tensors:
+            broadcast_coalesced(tensors)
 
 
-def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Average ``.grad`` of ``params`` over all processes (one flat all-reduce)."""
-    if not dist.is_initialized():
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset : offset + n].view_as(g))
-        offset += n
+def all_gather_object(obj):
+    """``[obj of rank 0, obj of rank 1, ...]`` on every process (``[obj]`` in a single process)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:

@@ -25,12 +25,14 @@ from ..data import build_dataset, build_loader
 from ..data.skipping import SkipUnreadable, one_line, skipped
 from ..errors import CheckpointError, DataError
 from ..models import build_model
+from ..nn.sync_bn import convert_sync_batchnorm
 from . import distributed as dist
 from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
 from .ema import EMA
 from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
+from .reducer import GradReducer
 from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
 from .signals import StopSignals
 
@@ -63,12 +65,15 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
 
         self.model = build_model(cfg).to(self.device)
+        if cfg.train.sync_bn and self.dist.enabled:
+            self.model = convert_sync_batchnorm(self.model)
         dist.broadcast_module(self.model)
         modules = self.model.optim_groups()
         if set(modules) != set(cfg.optim):
             raise ValueError(f"{cfg.model.name}: optim_groups() returns {sorted(modules)}, "
                              f"the config has {sorted(cfg.optim)}")
         self.params = group_parameters(modules)
+        self.reducer = GradReducer(self.params) if self.dist.enabled else None  # averages each phase's gradients
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
         self.schedulers = {g: make_scheduler(o, cfg.optim[g], cfg.train, self.steps_per_epoch)
                            for g, o in self.optimizers.items()}
@@ -86,10 +91,10 @@ class Trainer:
         purge = self.step + 1 if resume is not None else None
         self.logger = RunLogger(self.run_dir, cfg.log.tensorboard, purge) if self.dist.is_main else None
         self.evaluator = None
-        if cfg.eval.every and self.dist.is_main:
+        if cfg.eval.every:  # every process scores its share of the validation set
             from .evaluate import Evaluator
 
-            self.evaluator = Evaluator(cfg, self.device)
+            self.evaluator = Evaluator(cfg, self.device, self.dist.rank, self.dist.world_size)
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -110,9 +115,13 @@ class Trainer:
             with autocast(self.device, amp):
                 loss, phase_logs = model.loss(phase.name, batch, out)
             opt, params = self.optimizers[phase.group], self.params[phase.group]
-            opt.zero_grad(set_to_none=True)
+            if self.reducer is not None:
+                self.reducer.prepare(phase.group)  # zeroed gradient buckets (in place of zero_grad)
+            else:
+                opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
-            dist.average_gradients(params)
+            if self.reducer is not None:
+                self.reducer.finish()
             bad = non_finite(phase, loss, phase_logs, params, self.device, check_grads=amp != "fp16")
             if bad is None:
                 clip = self.cfg.optim[phase.group].grad_clip
@@ -270,6 +279,8 @@ class Trainer:
         html = self.run_dir / "eval" / f"step_{self.step:07d}" if self.cfg.eval.html else None
         with self.inference_weights():
             scores = self.evaluator.run(self.model, html)
+        if not self.dist.is_main:  # the same scores on every process; rank 0 logs and saves
+            return scores
         self.logger.scalars(self.step, scores, prefix="eval")
         key = self.cfg.eval.best
         if key and key in scores:

@@ -4,6 +4,9 @@ A metric class lists its output keys in ``OUTPUTS`` (key -> higher is better), s
 ``TARGET`` what it needs of the targets (``"paired"``: the partner of each pred,
 ``"set"``: a reference set, ``"none"``), and has ``update(batch)``, ``compute() -> dict``
 and ``reset(keep_reference)``; ``"set"`` metrics also have ``update_reference(batch)``.
+For evaluation split over processes a metric also has ``shard_state()`` (what it holds,
+picklable) and ``load_shards(states)`` (the states of all processes, in rank order,
+where process r scored items r, r + n, r + 2n... of the set; see :func:`interleave`).
 Metrics that have a value per image (psnr, ssim, seg) return those of the batch from
 ``update`` as ``{output key: tensor of N values}``; the others return ``None``.
 A :class:`Batch` hands the metrics shared, lazily computed views of one update
@@ -70,6 +73,26 @@ class Batch:
         return self._features(self.require_target("fid/kid"))
 
 
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor | None:
+    return torch.cat(parts) if parts else None
+
+
+def interleave(shards: list[torch.Tensor | None]) -> list[torch.Tensor]:
+    """Rows of the whole set in its order, from ``shards[r]`` holding rows r, r + n, r + 2n... (n = len(shards))."""
+    parts = [s for s in shards if s is not None and len(s)]
+    if not parts:
+        return []
+    total, n = sum(len(p) for p in parts), len(shards)
+    if [0 if s is None else len(s) for s in shards] != [len(range(r, total, n)) for r in range(n)]:
+        raise ValueError(f"shards of {[0 if s is None else len(s) for s in shards]} rows are not a split of "
+                         f"{total} rows into every {n}-th")
+    out = parts[0].new_empty((total, *parts[0].shape[1:]))
+    for r, shard in enumerate(shards):
+        if shard is not None and len(shard):
+            out[r::n] = shard
+    return [out]
+
+
 # --------------------------------------------------------------------------- feature metrics
 class _FeatureDistance:
     """Collects pred features and reference (target) features."""
@@ -96,6 +119,13 @@ class _FeatureDistance:
     def update_reference(self, batch: Batch) -> None:
         if not self.frozen:
             self.ref.append(batch.target_features[0])
+
+    def shard_state(self) -> dict:
+        return {"pred": _cat(self.pred), "ref": _cat(self.ref)}
+
+    def load_shards(self, states: list[dict]) -> None:
+        self.pred = interleave([s["pred"] for s in states])
+        self.ref = interleave([s["ref"] for s in states])
 
     def _sets(self, name: str):
         if not self.pred or not self.ref:
@@ -151,6 +181,12 @@ class InceptionScore:
             raise ConfigError("metric 'is' needs a feature extractor that returns (features, logits)")
         self.logits.append(logits)
 
+    def shard_state(self) -> dict:
+        return {"logits": _cat(self.logits)}
+
+    def load_shards(self, states: list[dict]) -> None:
+        self.logits = interleave([s["logits"] for s in states])
+
     def compute(self) -> dict[str, float]:
         if not self.logits:
             raise ConfigError("metric 'is' has no images")
@@ -182,6 +218,12 @@ class _PerImage:
         values = self.score(batch.pred255, batch.target255).cpu()
         self.values.append(values)
         return {self.key: values}
+
+    def shard_state(self) -> dict:
+        return {"values": _cat(self.values)}
+
+    def load_shards(self, states: list[dict]) -> None:
+        self.values = interleave([s["values"] for s in states])
 
     def compute(self) -> dict[str, float]:
         if not self.values:
@@ -255,6 +297,12 @@ class SegAccuracy:
         self.hist = self.hist + sum(hists)
         per_image = [scores_from_confusion(h) for h in hists]
         return {f"seg_{k}": torch.tensor([s[k] for s in per_image], dtype=torch.float64) for k in per_image[0]}
+
+    def shard_state(self) -> dict:
+        return {"hist": self.hist}
+
+    def load_shards(self, states: list[dict]) -> None:
+        self.hist = sum((s["hist"] for s in states), 0)
 
     def compute(self) -> dict[str, float]:
         return {f"seg_{k}": v for k, v in scores_from_confusion(self.hist).items()}

@@ -6,6 +6,7 @@ The metrics themselves are classes registered in :data:`i2i.registry.METRICS`
 """
 from __future__ import annotations
 
+import copy
 import difflib
 
 import torch
@@ -109,6 +110,27 @@ class MetricSuite:
         for metric in self.metrics.values():
             out.update(metric.compute())
         return out
+
+    def shard_state(self) -> dict:
+        """What this process's metrics hold, for :meth:`compute_shards` on any process."""
+        return {name: metric.shard_state() for name, metric in self.metrics.items()}
+
+    def compute_shards(self, states: list[dict]) -> dict[str, float]:
+        """``compute`` over the images of all processes, from their ``shard_state()`` in rank order
+        (process r having scored items r, r + n, r + 2n... of the set); this suite is left as it was."""
+        out: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            merged = copy.copy(metric)
+            merged.load_shards([state[name] for state in states])
+            out.update(merged.compute())
+        return out
+
+    def check_shardable(self) -> None:
+        """One-line ConfigError if a selected metric cannot be computed from several processes' shares."""
+        for name, metric in self.metrics.items():
+            if not (hasattr(metric, "shard_state") and hasattr(metric, "load_shards")):
+                raise ConfigError(f"metric {name!r} has no shard_state/load_shards, so it cannot be computed over "
+                                  "several processes; evaluate in one process")
 
     def reset(self, keep_reference: bool = False) -> None:
         """Forget all images; ``keep_reference=True`` keeps FID/KID reference features (later targets are ignored)."""
