@@ -97,7 +97,10 @@ class PhysicsDehazer(nn.Module):
         if self.refine is not None:
             clear = clear.clamp(0, 1)
             clear = clear + self.refine(torch.cat([img, clear, t], 1))
-        return (clear.clamp(0, 1) * 2 - 1).to(x.dtype)
+        # clipped to [0, 1] on the way out, but the gradient passes the clip as if it were not there:
+        # the prior's typical failure (white walls dehazed far below 0) would otherwise get no gradient
+        clear = clear + (clear.clamp(0, 1) - clear).detach()
+        return (clear * 2 - 1).to(x.dtype)
 
 
 @GENERATORS.register("physics_dehazer")
