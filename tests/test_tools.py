@@ -60,7 +60,7 @@ def test_benchmark_translate_reports_end_to_end_and_forward_rates():
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)["results"]["pix2pix_256"]
     assert r["images"] == 4 and r["batch_size"] == 2 and r["image_size"] == [32, 32]
-    assert r["end_to_end_images_per_s"] > 0 and r["forward_images_per_s"] > 0
+    assert r["end_to_end_images_per_s"] > 0 and r["forward_images_per_s"] > 0 and r["command_s"] > r["load_s"] > 0
     assert r["end_to_end_vs_forward"] == pytest.approx(r["end_to_end_images_per_s"] / r["forward_images_per_s"],
                                                        rel=0.01)
 

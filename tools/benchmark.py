@@ -14,10 +14,12 @@ Training (the default) reports
   CUDA, ``cuda_peak_gb`` (torch's peak allocation);
 * ``warmup_s``: the warm-up iterations together (compilation included).
 
-``--translate`` instead writes ``--images`` validation images of the case to files and
-reports ``end_to_end_images_per_s`` of ``i2i-translate`` on them (the whole command:
-checkpoint loading, decoding, writing; ``load_s`` says what loading takes) against
-``forward_images_per_s``, the network alone on batches of the same size and model.
+``--translate`` instead writes ``--images`` validation images of the case to JPEG files and
+reports ``end_to_end_images_per_s``, files in to files out through i2i-translate's
+pipeline (decoding workers, batches, writer threads; :mod:`i2i.pipeline`) with the
+model loaded, against ``forward_images_per_s``, the network alone on batches of the
+same size; and ``command_s``, the whole ``i2i-translate`` command on those files
+(start-up and checkpoint loading included; ``load_s``: the loading alone).
 
 Comparisons with other implementations are measured side by side on the same machine
 with ``../shared/bench/side_by_side.sh``, not stored here.
@@ -145,6 +147,7 @@ def bench_translate(name: str, args: argparse.Namespace, tmp: str) -> dict:
     from i2i.data.io import tensor_to_image, write_image
     from i2i.engine.runtime import autocast
     from i2i.engine.trainer import Trainer
+    from i2i.pipeline import Reading, translate_files
 
     cfg = load_config(ROOT / CASES[name]["config"], overrides(name, args, tmp))
     checkpoint = Trainer(cfg, Path(tmp) / "bench").save()  # initial weights: speed does not depend on them
@@ -167,20 +170,32 @@ def bench_translate(name: str, args: argparse.Namespace, tmp: str) -> dict:
             translator.translate_tensor(x, "AtoB").float().cpu()
         sync(device)
     forward = rounds * args.batch_size / (time.perf_counter() - start)
+    # the pipeline of i2i-translate (decode in workers, translate, write in threads) with this translator
+    reading = Reading(translator.channels("AtoB")[0], direction="AtoB")
+    todo = [(src, Path(tmp) / "out" / src.name) for src in sorted(inputs.iterdir())]
+    workers = {} if args.workers is None else {"workers": args.workers}
+    start = time.perf_counter()
+    failed, _ = translate_files(translator, todo, reading, batch_size=args.batch_size, amp=args.amp, progress=False,
+                                **workers)
+    e2e = args.images / (time.perf_counter() - start)
+    assert not failed, failed
     del translator
 
-    cmd = ["--checkpoint", str(checkpoint), "--input", str(inputs), "--output", str(Path(tmp) / "out"),
+    # the whole command: checkpoint loading and start-up included
+    cmd = ["--checkpoint", str(checkpoint), "--input", str(inputs), "--output", str(Path(tmp) / "out2"),
            "--device", args.device, "--batch-size", str(args.batch_size), "--amp", args.amp]
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
     start = time.perf_counter()
     if translate_main(cmd) != 0:
         raise SystemExit(f"{name}: i2i-translate failed")
-    e2e = args.images / (time.perf_counter() - start)
+    command = time.perf_counter() - start
     return {
         "end_to_end_images_per_s": round(e2e, 3),
         "forward_images_per_s": round(forward, 3),
         "end_to_end_vs_forward": round(e2e / forward, 3),
+        "command_s": round(command, 2),
+        "command_images_per_s": round(args.images / command, 3),
         "load_s": round(load_s, 2),
         "images": args.images,
         "batch_size": args.batch_size,
