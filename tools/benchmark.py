@@ -106,16 +106,17 @@ def bench_training(name: str, args: argparse.Namespace, tmp: str) -> dict:
     del it
 
     it = batches()
-    total, step_only = [], []
+    total, step_only, cpu = [], [], []
     last = time.perf_counter()
     for i in range(n):
         batch = next(it)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         logs, out = trainer.train_step(batch)
         trainer.step += 1
         float(sum(v.float() for v in logs.values()))  # the step's work is done (asynchronous devices)
         sync(device)
         end = time.perf_counter()
+        cpu.append(time.process_time() - cpu_start)
         del out
         total.append(end - last)
         step_only.append(end - start)
@@ -126,6 +127,7 @@ def bench_training(name: str, args: argparse.Namespace, tmp: str) -> dict:
         "iterations_per_s": round(1 / sec, 3),
         "images_per_s": round(cfg.data.batch_size / sec, 3),
         "step_only_sec": round(statistics.median(step_only[args.warmup:]), 4),
+        "step_cpu_sec": round(statistics.median(cpu[args.warmup:]), 4),
         "loader_batches_per_s": round(loader_rate, 2),
         "loader_workers": cfg.data.num_workers,
         "warmup_s": round(sum(total[:args.warmup]), 2),
