@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from i2i.data.io import read_image, write_image
 
@@ -31,3 +32,41 @@ def test_split_aligned_halves_pairs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (read_image(tmp_path / "dst" / "trainA" / "x.png") < 10).all()
     assert (read_image(tmp_path / "dst" / "trainB" / "x.png") > 190).all()
+
+
+TINY_BENCH = ["--cases", "pix2pix_256", "--threads", "1", "--data", "builtin:shapes", "--set", "nets.G.name=unet",
+              "nets.G.num_downs=5", "nets.G.ngf=8", "nets.D.ndf=8", "data.load_size=36", "data.crop_size=32"]
+
+
+def test_benchmark_prints_training_rates_memory_and_loader_throughput_as_json(tmp_path):
+    import json
+
+    proc = run("benchmark.py", "--steps", 2, "--warmup", 1, "--batch-size", 2, "--out", tmp_path / "b.json",
+               *TINY_BENCH)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # the whole of stdout is the JSON
+    assert report == json.loads((tmp_path / "b.json").read_text())
+    assert report["options"]["batch_size"] == 2 and report["machine"]["threads"] == 1
+    r = report["results"]["pix2pix_256"]
+    assert r["steps_timed"] == 2 and r["batch_size"] == 2 and r["loader_workers"] == 2
+    assert r["images_per_s"] == pytest.approx(2 * r["iterations_per_s"], rel=0.01)
+    assert r["sec_per_it"] >= r["step_only_sec"] > 0 and r["step_cpu_sec"] > 0 and r["loader_batches_per_s"] > 0 and r["peak_rss_gb"] > 0.1
+
+
+def test_benchmark_translate_reports_end_to_end_and_forward_rates():
+    import json
+
+    proc = run("benchmark.py", "--translate", "--images", 4, "--batch-size", 2, *TINY_BENCH)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)["results"]["pix2pix_256"]
+    assert r["images"] == 4 and r["batch_size"] == 2 and r["image_size"] == [32, 32]
+    assert r["end_to_end_images_per_s"] > 0 and r["forward_images_per_s"] > 0 and r["command_s"] > r["load_s"] > 0
+    assert r["end_to_end_vs_forward"] == pytest.approx(r["end_to_end_images_per_s"] / r["forward_images_per_s"],
+                                                       rel=0.01)
+
+
+def test_benchmark_bad_arguments_exit_2():
+    proc = run("benchmark.py", "--cases", "nope")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: unknown case(s) nope")
+    proc = run("benchmark.py", "--steps", 0)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --steps must be >= 1, got 0"

@@ -13,6 +13,10 @@ overlapping tiles (:mod:`i2i.tiling`; ``--method dcp`` never tiles); with ``--re
 a JPEG is decoded at the smallest of 1/8, 1/4, 1/2, 1/1 of its size that keeps the
 network's input size.
 
+Decoding (``--workers`` processes), inference (``--batch-size`` images of equal size at
+a time, ``--amp``) and encoding and writing (``--write-threads``) overlap
+(:mod:`i2i.pipeline`); the files are those of one image at a time.
+
 Inputs are never written to.  An ``--output`` equal to the ``--input`` folder is
 refused; an ``--output`` folder inside it is left out of the inputs.  A run in which
 an output file would be an input file, or two inputs would be written to one output
@@ -45,7 +49,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="image file or folder (searched recursively)")
     p.add_argument("--output", required=True, help="output folder (mirrors the input tree)")
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
-    p.add_argument("--batch-size", type=int, default=1, help="images of equal size translated together")
+    p.add_argument("--batch-size", type=int, default=1, help="consecutive images of equal size translated together")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="processes decoding the inputs while the network runs (0: decode in this process)")
+    p.add_argument("--write-threads", type=int, default=2, metavar="N",
+                   help="threads encoding and writing the outputs while the network runs (0: write in this thread)")
+    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                   help="mixed precision of the network (fp16: CUDA only; bf16: CUDA, or a CPU with bf16 support)")
     p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--seed", type=int, default=0, help="seed of test-time dropout (pix2pix), for repeatable outputs")
@@ -152,11 +162,14 @@ def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, ove
 
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
-    from ..data.io import IMAGE_EXTENSIONS, image_to_tensor, read_image_sized, tensor_to_image, write_image
-    from ..data.transforms import resize
+    from ..data.io import IMAGE_EXTENSIONS
+    from ..pipeline import Reading, translate_files
 
     if args.batch_size < 1:
-        raise I2IError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    for flag, value in (("--workers", args.workers), ("--write-threads", args.write_threads)):
+        if value < 0:
+            raise ConfigError(f"{flag} must be >= 0, got {value}")
     for flag, value in (("--resize", args.resize), ("--max-pixels", args.max_pixels), ("--tile", args.tile or 0),
                         ("--tile-overlap", args.tile_overlap or 0)):
         if value < 0:
@@ -190,52 +203,15 @@ def translate_folder(args: argparse.Namespace) -> int:
             translator.model.check_direction(args.direction)
         except ValueError as exc:
             raise I2IError(f"--direction {args.direction}: {exc}") from None
-    c_in = translator.channels(args.direction)[0]
+    if args.amp == "fp16" and translator.device.type != "cuda":
+        raise ConfigError(f"--amp fp16 needs a CUDA device (running on {translator.device.type}); use bf16 or off")
+    reading = Reading(translator.channels(args.direction)[0], args.max_pixels, args.resize, args.aligned,
+                      args.direction)
     tiles = _tiling(args, translator)
-    failed: list[tuple[Path, str]] = []
-    pending: list[tuple[torch.Tensor, Path, tuple[int, int]]] = []
-    fit: list[float] = []  # reconstruction errors of translators that invert a generator (CoGAN)
-
-    def write(out: torch.Tensor, dst: Path, full: tuple[int, int]) -> None:
-        image = tensor_to_image(out)
-        if args.resize:  # back to the input's own size, in 8 bit
-            image = resize(image, full[1], full[0])
-        write_image(dst, image)
-
-    def flush() -> None:
-        if pending:
-            out = translator.translate_tensor(torch.stack([t for t, _, _ in pending]), args.direction)
-            if getattr(getattr(translator, "model", None), "last_inversion_error", None) is not None:
-                fit.extend([translator.model.last_inversion_error] * len(pending))
-            for image, (_, dst, full) in zip(out, pending):
-                write(image, dst, full)
-            pending.clear()
-
-    # an image the network shrinks to --resize N is decoded no larger than needed (JPEG)
-    min_size = (args.resize, args.resize * (2 if args.aligned else 1)) if args.resize else None
-    for src, dst in tqdm(todo, desc="translate", unit="img", dynamic_ncols=True):
-        try:
-            image, full = read_image_sized(src, channels=c_in, max_pixels=args.max_pixels or None, min_size=min_size)
-            if args.aligned:
-                half = image.shape[1] // 2
-                image = image[:, :half] if args.direction == "AtoB" else image[:, half:]
-                full = (full[0], full[1] // 2)
-            if args.resize:  # as training data is resized: area when shrinking, bicubic when enlarging
-                image = resize(image, args.resize, args.resize)
-            tensor = image_to_tensor(image)
-        except DataError as exc:
-            failed.append((src, str(exc)))
-            continue
-        del image
-        big = tiles is not None and max(tensor.shape[-2:]) > tiles[0]
-        if pending and (big or (tensor.shape, full) != (pending[0][0].shape, pending[0][2])
-                        or len(pending) >= args.batch_size):
-            flush()
-        if big:
-            write(_translate_tiled(translator, tensor[None], args.direction, *tiles)[0], dst, full)
-        else:
-            pending.append((tensor, dst, full))
-    flush()
+    tiled = (lambda x: _translate_tiled(translator, x, args.direction, *tiles)) if tiles else None
+    failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size, workers=args.workers,
+                                  write_threads=args.write_threads, amp=args.amp, tile=tiles[0] if tiles else 0,
+                                  tiled=tiled)
 
     done = len(todo) - len(failed)
     print(f"translated {done} image(s) into {out_root}" + (f", kept {skipped} existing (use --overwrite)" if skipped else ""),

@@ -96,6 +96,7 @@ class DataConfig:
     no_flip: bool = False  #: disable random horizontal flips
     batch_size: int = rule(1, gt=0)
     num_workers: int = rule(2, ge=0)  #: DataLoader worker processes (0 = load in the main process)
+    prefetch_factor: int = rule(2, ge=1)  #: batches each worker loads ahead (with num_workers > 0)
     max_items: int = rule(0, ge=0)  #: use at most this many images (0 = all)
     #: keep decoded images in memory up to this many MiB per loading process (0 = off); for small
     #: datasets read many times (each DataLoader worker holds its own cache)
@@ -129,6 +130,12 @@ class TrainConfig:
     checkpoint_every: int = rule(1000, ge=1)  #: steps between checkpoints (also at each epoch end and at the end)
     keep_last: int = rule(3, ge=1)  #: checkpoints kept on disk
     threads: int = rule(0, ge=0)  #: torch CPU threads (0 = torch's default)
+    channels_last: bool = False  #: networks and 4-D input batches in channels-last memory layout (NHWC)
+    #: torch.compile each network's forward (a one-line warning and eager execution if compilation fails)
+    compile: bool = False
+    compile_mode: str = rule("default", choices=("default", "reduce-overhead", "max-autotune",
+                                                 "max-autotune-no-cudagraphs"))  #: torch.compile mode
+    cudnn_benchmark: bool = True  #: CUDA: let cuDNN pick the fastest convolution algorithms per input shape
     #: steps in a row with a NaN or infinite loss (each skipped, no update) before training stops
     max_bad_steps: int = rule(10, ge=1)
     #: with several processes, batch norms use the statistics of the global batch (SyncBatchNorm); no-op in one

@@ -58,7 +58,7 @@ def seed_worker(worker_id: int) -> None:
 
 
 def build_loader(dataset: Dataset, cfg: DataConfig, train: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> DataLoader:
+                 rank: int = 0, world_size: int = 1, pin_memory: bool | None = None) -> DataLoader:
     """A DataLoader over ``dataset``: shuffled in training, reproducible from ``seed``.
 
     The sampler is a :class:`ResumableSampler` (``loader.sampler.set_epoch(epoch,
@@ -67,7 +67,8 @@ def build_loader(dataset: Dataset, cfg: DataConfig, train: bool, seed: int = 0,
     own generator (``loader.generator``), not from torch's global one, so that
     starting an epoch does not change the global random state; each worker seeds
     numpy and ``random`` from its torch seed, so random crops, flips and B draws
-    differ per worker and repeat run to run.
+    differ per worker and repeat run to run.  Batches go to pinned memory (for asynchronous
+    copies) when ``pin_memory`` is true, or if it is None, when CUDA is available.
     """
     generator = torch.Generator()
     generator.manual_seed(int(seed) + 1_000_003 * rank)
@@ -79,8 +80,9 @@ def build_loader(dataset: Dataset, cfg: DataConfig, train: bool, seed: int = 0,
         worker_init_fn=seed_worker,
         generator=generator,
         drop_last=False,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         persistent_workers=cfg.num_workers > 0,
+        prefetch_factor=cfg.prefetch_factor if cfg.num_workers > 0 else None,
     )
 
 

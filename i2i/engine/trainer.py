@@ -27,6 +27,7 @@ from ..errors import CheckpointError, DataError
 from ..models import build_model
 from ..nn.sync_bn import convert_sync_batchnorm
 from . import distributed as dist
+from . import speed
 from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
 from .ema import EMA
 from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
@@ -37,8 +38,8 @@ from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everythin
 from .signals import StopSignals
 
 
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    return speed.to_device(batch, device, channels_last)
 
 
 def _set_requires_grad(params, flag: bool) -> None:
@@ -60,7 +61,8 @@ class Trainer:
         # an unreadable training item is skipped and listed; many in a row stop training (i2i.data.skipping)
         self.skip_list = self.run_dir / "skipped_images.txt"
         self.dataset = SkipUnreadable(build_dataset(cfg.data, train=True), self.skip_list)
-        self.loader = build_loader(self.dataset, cfg.data, True, cfg.train.seed, self.dist.rank, self.dist.world_size)
+        self.loader = build_loader(self.dataset, cfg.data, True, cfg.train.seed, self.dist.rank, self.dist.world_size,
+                                   pin_memory=self.device.type == "cuda")
         self.sampler, self.loader_rng = self.loader.sampler, self.loader.generator
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
 
@@ -72,6 +74,9 @@ class Trainer:
         if set(modules) != set(cfg.optim):
             raise ValueError(f"{cfg.model.name}: optim_groups() returns {sorted(modules)}, "
                              f"the config has {sorted(cfg.optim)}")
+        t = cfg.train  # memory layout, torch.compile, cuDNN autotuning (i2i.engine.speed)
+        self.compiled = speed.prepare(self.model, modules, self.device, t.channels_last, t.compile, t.compile_mode,
+                                      t.cudnn_benchmark)
         self.params = group_parameters(modules)
         self.reducer = GradReducer(self.params) if self.dist.enabled else None  # averages each phase's gradients
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
@@ -102,7 +107,7 @@ class Trainer:
         model.train()
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
-        batch = _to_device(batch, self.device)
+        batch = _to_device(batch, self.device, self.cfg.train.channels_last)
         buffers = BufferSnapshot(model)
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
         with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):

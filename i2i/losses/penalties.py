@@ -40,8 +40,9 @@ def critic_value(out: Logits) -> torch.Tensor:
 
 
 def run_fp32(D: nn.Module, x: torch.Tensor) -> Logits:
-    """``D(x)`` with fp32 input and autocast disabled."""
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    """``D(x)`` with fp32 input and autocast disabled, eagerly where D is compiled (``train.compile``):
+    the penalties differentiate its input gradient, and compiled graphs have no double backward."""
+    with torch.autocast(device_type=x.device.type, enabled=False), torch.compiler.set_stance("force_eager"):
         return D(x.float())
 
 

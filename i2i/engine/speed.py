@@ -1,0 +1,108 @@
+"""One-device speed settings of a training run: memory layout, compilation, cuDNN autotuning.
+
+* ``train.channels_last``: the networks' 4-D weights and every 4-D input batch in
+  channels-last memory layout (NHWC), which convolutions on tensor cores and oneDNN
+  prefer; the values are the same, only the strides change.
+* ``train.compile``: each network of the model's optimizer groups runs its ``forward``
+  through ``torch.compile``.  Compilation happens at the first call; if it fails
+  (no C compiler, an operation the compiler does not support...) one line says so
+  and every network runs eagerly from then on.  Parameters, buffers and state-dict
+  keys are untouched, so checkpoints do not depend on the setting.  Penalties that
+  differentiate D's gradient (R1, GP...) run D eagerly (:func:`i2i.losses.penalties.run_fp32`):
+  compiled graphs do not support double backward.
+* ``train.cudnn_benchmark``: cuDNN picks the fastest convolution algorithm per input
+  shape (CUDA only; training images have one size).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+#: the torch.compile backend (tests swap it for one that fails)
+BACKEND: Any = "inductor"
+
+
+def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    """Tensors of ``batch`` on ``device`` (asynchronous from pinned memory); 4-D ones channels-last if asked."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        if channels_last and t.dim() == 4:
+            return t.to(device, non_blocking=True, memory_format=torch.channels_last)
+        return t.to(device, non_blocking=True)
+
+    return {k: move(v) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def networks(model: nn.Module, groups: dict[str, list[nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """The modules of the optimizer groups, each once, named by their attribute path in ``model``."""
+    names = {id(m): name for name, m in model.named_modules()}
+    seen: set[int] = set()
+    out = []
+    for modules in groups.values():
+        for module in modules:
+            if id(module) not in seen:
+                seen.add(id(module))
+                out.append((names.get(id(module), type(module).__name__), module))
+    return out
+
+
+class _Compiled:
+    """``forward`` of one network through ``torch.compile``; eager after a failed compilation."""
+
+    def __init__(self, name: str, module: nn.Module, mode: str, shared: dict) -> None:
+        self.name, self.eager, self.shared = name, module.forward, shared
+        options = {"mode": None if mode == "default" else mode}
+        self.compiled = torch.compile(self.eager, backend=BACKEND, **options)
+
+    def __call__(self, *args, **kwargs):
+        if self.shared["failed"]:
+            return self.eager(*args, **kwargs)
+        try:
+            return self.compiled(*args, **kwargs)
+        except Exception as exc:  # compilation failed: run eagerly; an error eager code also raises is raised
+            self.shared["failed"] = True
+            out = self.eager(*args, **kwargs)
+            print(f"warning: train.compile: torch.compile failed for {self.name} ({_cause(exc)}); "
+                  "training continues without compilation", file=sys.stderr)
+            return out
+
+
+def _cause(exc: BaseException) -> str:
+    """``Type: first line`` of the innermost cause of a compilation error (the compiler's own message)."""
+    root = exc
+    while getattr(root, "inner_exception", None) is not None or root.__cause__ is not None:
+        root = getattr(root, "inner_exception", None) or root.__cause__
+    lines = [line.strip() for line in str(root).splitlines() if line.strip()]
+    return type(root).__name__ + (f": {lines[0][:200]}" if lines else "")
+
+
+def compile_networks(nets: list[tuple[str, nn.Module]], mode: str = "default") -> dict:
+    """Route each network's ``forward`` through ``torch.compile``; returns the shared state
+    (``{"failed": bool}``), where a failure of one switches all to eager."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" on CPU hosts
+    shared = {"failed": False}
+    for name, module in nets:
+        module.forward = _Compiled(name, module, mode, shared)
+    return shared
+
+
+def eager_networks(nets: list[tuple[str, nn.Module]]) -> None:
+    """Undo :func:`compile_networks`."""
+    for _, module in nets:
+        if isinstance(module.__dict__.get("forward"), _Compiled):
+            del module.forward
+
+
+def prepare(model: nn.Module, groups: dict[str, list[nn.Module]], device: torch.device,
+            channels_last: bool, compile: bool, compile_mode: str = "default", cudnn_benchmark: bool = True) -> dict | None:
+    """Apply the settings above to a model already on ``device``; the compile state or None."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile:
+        return compile_networks(networks(model, groups), compile_mode)
+    return None

@@ -1,0 +1,129 @@
+"""One-device speed options: channels-last layout and torch.compile give eager's losses; a failed
+compilation warns in one line and trains eagerly; every translator trains at batch 2."""
+import json
+
+import pytest
+import torch
+import yaml
+
+from i2i.cli.train import main as train_main
+from i2i.configure import build_config
+from i2i.engine import speed
+from i2i.engine.checkpoint import load_checkpoint
+from i2i.models import build_model
+
+DATA = {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2, "num_workers": 0, "max_items": 8}
+# a small pix2pix without dropout (compiled dropout draws other random numbers than eager)
+SMALL = {"model": "pix2pix", "nets": {"G": {"name": "resnet", "n_blocks": 1, "ngf": 8}, "D": {"ndf": 8, "n_layers": 1}}}
+TINY = {
+    "pix2pix": {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8},
+                                             "D": {"ndf": 8, "n_layers": 2}}},
+    "cyclegan": {"model": "cyclegan", "nets": {"G": {"name": "resnet", "n_blocks": 2, "ngf": 8},
+                                               "D": {"ndf": 8, "n_layers": 2}}},
+    "unit": {"model": "unit", "nets": {"G": {"dim": 4, "n_res": 2}, "D": {"ndf": 4, "n_layers": 2, "num_scales": 2}}},
+    "cogan": {"model": "cogan", "nets": {"G": {"size": 32, "ngf": 4}, "D": {"size": 32, "ndf": 4}},
+              "data": {"kind": "unpaired", "load_size": 32}},
+    "dehazegan": {"model": {"name": "dehazegan", "vgg_weights": "random"},
+                  "nets": {"G": {"name": "tiramisu", "n_blocks": 2, "layers": 2, "bottleneck_layers": 2, "growth": 4,
+                                 "first_channels": 8, "up_channels": 8}, "D": {"ndf": 8, "n_layers": 2}},
+                  "data": {"kind": "paired", "root": "builtin:haze", "load_size": 32}},
+}
+
+
+def write_config(tmp_path, name, tree, steps=2, **train):
+    tree = {**tree, "data": {**DATA, **tree.get("data", {})},
+            "train": {"out_dir": str(tmp_path / "runs"), "name": name, "max_steps": steps, "seed": 1,
+                      "checkpoint_every": 1000, **train},
+            "log": {"every": 1, "sample_every": 1000, "progress": False, "tensorboard": False}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def losses(run_dir):
+    out = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        out.append({k: v for k, v in rec.items() if k.startswith("train/") and "sec_per_it" not in k})
+    return out
+
+
+def train(tmp_path, name, tree, steps=2, **options):
+    assert train_main(["--config", str(write_config(tmp_path, name, tree, steps, **options))]) == 0
+    return losses(tmp_path / "runs" / name)
+
+
+def assert_close_losses(a, b, rtol):
+    assert len(a) == len(b) > 0
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert ra[k] == pytest.approx(rb[k], rel=rtol, abs=1e-6), k
+
+
+@pytest.mark.parametrize("model", sorted(TINY))
+def test_every_translator_trains_at_batch_2(tmp_path, monkeypatch, model):
+    monkeypatch.delenv("I2I_VGG_WEIGHTS", raising=False)
+    recs = train(tmp_path, model, TINY[model])
+    assert len(recs) == 2 and all(all(v == v for v in r.values()) for r in recs)  # finite logs, no NaN
+    state = load_checkpoint(tmp_path / "runs" / model / "checkpoints" / "step_0000002.pt")
+    assert state["step"] == 2
+
+
+def test_channels_last_gives_the_losses_of_the_default_layout(tmp_path):
+    eager = train(tmp_path, "eager", TINY["cyclegan"], steps=3)
+    nhwc = train(tmp_path, "nhwc", TINY["cyclegan"], steps=3, channels_last=True)
+    assert_close_losses(nhwc, eager, rtol=1e-4)
+
+
+def test_channels_last_puts_the_weights_and_batches_in_that_layout(tmp_path):
+    cfg = build_config({**SMALL, "data": DATA})
+    model = build_model(cfg)
+    speed.prepare(model, model.optim_groups(), torch.device("cpu"), channels_last=True, compile=False)
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
+    batch = speed.to_device({"A": torch.randn(2, 3, 8, 8), "path": ["a"]}, torch.device("cpu"), channels_last=True)
+    assert batch["A"].is_contiguous(memory_format=torch.channels_last) and batch["path"] == ["a"]
+
+
+def test_compiled_networks_give_eager_losses_and_plain_checkpoints(tmp_path):
+    eager = train(tmp_path, "eager", SMALL)
+    compiled = train(tmp_path, "compiled", SMALL, compile=True)
+    assert_close_losses(compiled, eager, rtol=1e-3)
+    a = load_checkpoint(tmp_path / "runs" / "eager" / "checkpoints" / "step_0000002.pt")["model"]
+    b = load_checkpoint(tmp_path / "runs" / "compiled" / "checkpoints" / "step_0000002.pt")["model"]
+    assert a.keys() == b.keys()
+    for k in a:  # Adam moves a weight by about lr = 2e-4 a step whatever the gradient's size: 2 steps, 2 lr each
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=2 * 2 * 2e-4 + 1e-5)
+
+
+def failing_backend(gm, example_inputs):
+    raise RuntimeError("no C compiler here\nsecond line")
+
+
+def test_a_failed_compilation_warns_once_and_trains_eagerly(tmp_path, monkeypatch, capsys):
+    eager = train(tmp_path, "eager", TINY["cyclegan"])
+    capsys.readouterr()
+    monkeypatch.setattr(speed, "BACKEND", failing_backend)
+    fallback = train(tmp_path, "fallback", TINY["cyclegan"], compile=True)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "train.compile" in line]
+    assert len(warnings) == 1 and "no C compiler here" in warnings[0] and "without compilation" in warnings[0]
+    assert fallback == eager  # eager from the first call on: the very same numbers
+
+
+def test_compiled_d_with_a_gradient_penalty_trains(tmp_path, monkeypatch, capsys):
+    # the penalty differentiates D's input gradient: D runs eagerly inside it, compiled elsewhere
+    tree = {**SMALL, "losses": {"gan": "wgangp"}}
+    eager = train(tmp_path, "eager", tree, steps=1)
+    compiled = train(tmp_path, "compiled", tree, steps=1, compile=True)
+    assert "train.compile" not in capsys.readouterr().err
+    assert_close_losses(compiled, eager, rtol=1e-3)
+
+
+def test_compile_networks_can_be_undone():
+    net = torch.nn.Conv2d(3, 4, 3)
+    nets = [("net", net)]
+    speed.compile_networks(nets)
+    assert isinstance(net.forward, speed._Compiled) and set(net.state_dict()) == {"weight", "bias"}
+    speed.eager_networks(nets)
+    assert not isinstance(net.forward, speed._Compiled)
