@@ -6,7 +6,7 @@ Three stages run at once:
   the images, in input order;
 * inference, in this process: consecutive images of equal size go through the
   translator together, up to ``batch_size`` at a time (optionally under autocast);
-  an image with a side longer than the tile size is translated alone, in tiles;
+  a large image (more pixels than ``tile_above``, a side longer than the tile) is translated alone, in tiles;
 * encoding and writing: a pool of threads turns outputs into files (atomically,
   :func:`i2i.data.io.write_image`), a bounded number of batches behind inference
   (no threads: written in this process, between batches).
@@ -81,13 +81,13 @@ def _write(out: torch.Tensor, dst: Path, full: tuple[int, int], resized: bool) -
 
 
 def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading, *, batch_size: int = 1,
-                    workers: int = 2, write_threads: int = 2, amp: str = "off", tile: int = 0, tiled=None,
+                    workers: int = 2, write_threads: int = 2, amp: str = "off", tile: int = 0, tile_above: int = 0, tiled=None,
                     progress: bool = True) -> tuple[list[tuple[Path, str]], list[float]]:
     """Translate ``(source, destination)`` pairs; returns ``(failed, fit)``: the unreadable sources with
     the reason, and the reconstruction errors of translators that invert a generator (CoGAN).
 
     ``tiled(1 x C x H x W) -> output``, if given, translates one image whose longer side is over
-    ``tile`` (see ``i2i-translate --tile``).
+    ``tile`` and that has more than ``tile_above`` pixels (see ``i2i-translate --tile``).
     """
     from .data import seed_worker
 
@@ -136,7 +136,8 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
                 if error is not None:
                     failed.append((src, error))
                     continue
-                big = tiled is not None and max(tensor.shape[-2:]) > tile
+                big = (tiled is not None and max(tensor.shape[-2:]) > tile
+                       and tensor.shape[-2] * tensor.shape[-1] > tile_above)
                 if pending and (big or (tensor.shape, full) != (pending[0][0].shape, pending[0][2])
                                 or len(pending) >= batch_size):
                     flush(pool)

@@ -166,13 +166,20 @@ def test_large_images_are_translated_in_tiles(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(Translator, "translate_tensor", spy)
     base = ["--checkpoint", str(tmp_path / "runs" / "tiny"), "--input", str(tmp_path / "in")]
-    assert translate_main(base + ["--output", str(tmp_path / "out"), "--tile", "70", "--tile-overlap", "10"]) == 0
+    assert translate_main(base + ["--output", str(tmp_path / "out"), "--tile", "70", "--tile-overlap", "10",
+                                  "--tile-above", "0"]) == 0
     # tile 70 -> 96 and overlap 10 -> 32 (the unet's size multiple is 32); 70 x 150 padded to 96 x 160: 2 windows
     assert sorted(seen) == [(32, 32), (96, 96), (96, 96)]
     assert read_image(tmp_path / "out" / "wide.png").shape == (70, 150, 3)
     seen.clear()
     assert translate_main(base + ["--output", str(tmp_path / "o2"), "--tile", "0"]) == 0
     assert sorted(seen) == [(32, 32), (70, 150)]  # whole
+    seen.clear()
+    assert translate_main(base + ["--output", str(tmp_path / "o4"), "--tile", "70", "--tile-overlap", "10", "--tile-above", "10500"]) == 0
+    assert sorted(seen) == [(32, 32), (70, 150)]  # 70 x 150 = 10500 pixels: not above, whole
+    seen.clear()
+    assert translate_main(base + ["--output", str(tmp_path / "o5"), "--tile", "70", "--tile-overlap", "10", "--tile-above", "10499"]) == 0
+    assert sorted(seen) == [(32, 32), (96, 96), (96, 96)]
     capsys.readouterr()
     assert translate_main(base + ["--output", str(tmp_path / "o3"), "--tile", "64", "--tile-overlap", "40"]) == 2
     assert "--tile-overlap 40: must be less than half of --tile 64" in capsys.readouterr().err
