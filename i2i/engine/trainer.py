@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sys
 import time
 import warnings
@@ -271,7 +272,7 @@ class Trainer:
         for group, sched in self.schedulers.items():
             if self.cfg.optim[group].unit == unit:
                 with warnings.catch_warnings():  # a group that no phase steps (an idle network) is fine
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()` before")
+                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
                     sched.step()
 
     def inference_weights(self):
