@@ -271,3 +271,18 @@ def test_paging_in_chromium(browser, tmp_path):
     browser.find_element(By.ID, "next").click()
     browser.find_element(By.ID, "next").click()
     assert _names(browser) == ["n3"] and not browser.find_element(By.ID, "next").is_enabled()
+
+
+def test_screenshot_tool_saves_the_sorted_page(evaluation, browser, tmp_path):
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parent.parent / "tools" / "screenshot_page.py"
+    out = tmp_path / "shot.png"
+    proc = subprocess.run([sys.executable, str(tool), str(evaluation.page), str(out), "--sort", "psnr",
+                           "--width", "800", "--height", "600"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(out).shape[:2] == (600, 800)
+    proc = subprocess.run([sys.executable, str(tool), str(evaluation.page), str(out), "--sort", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no score column 'nope'" in proc.stderr

@@ -70,3 +70,20 @@ def test_benchmark_bad_arguments_exit_2():
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: unknown case(s) nope")
     proc = run("benchmark.py", "--steps", 0)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --steps must be >= 1, got 0"
+
+
+def test_strip_puts_same_named_images_side_by_side(tmp_path):
+    for i, folder in enumerate(("in", "out", "target")):
+        write_image(tmp_path / folder / "a.png", np.full((10, 20, 3), 50 * i, np.uint8))  # 2:1
+        write_image(tmp_path / folder / "b.png", np.full((10, 10, 3), 50 * i + 10, np.uint8))  # 1:1
+    write_image(tmp_path / "out" / "c.jpg", np.zeros((4, 4, 3), np.uint8))
+    proc = run("strip.py", "--dirs", tmp_path / "in", tmp_path / "out", tmp_path / "target",
+               "--names", "a.png", "b.png", "--height", 20, "--out", tmp_path / "strip.png")
+    assert proc.returncode == 0, proc.stderr
+    img = read_image(tmp_path / "strip.png")
+    # row a: three 40 x 20 tiles with 4 px gaps; row b: three 20 x 20 tiles, padded white
+    assert img.shape == (20 + 4 + 20, 3 * 40 + 2 * 4, 3)
+    assert (img[5, 5] == 0).all() and (img[5, 44 + 5] == 50).all() and (img[5, 88 + 5] == 100).all()
+    assert (img[30, 5] == 10).all() and (img[30, 24 + 5] == 60).all() and (img[30, 100] == 255).all()
+    proc = run("strip.py", "--dirs", tmp_path / "in", tmp_path / "out", "--names", "c.png", "--out", tmp_path / "x.png")
+    assert proc.returncode == 1 and "no image named c.png" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(driver_bin), options=options)
         try:
+            # the viewport, not the window, is width x height (a window's frame takes some of its height)
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": args.width, "height": args.height, "deviceScaleFactor": 1, "mobile": False})
             driver.get(args.page.resolve().as_uri())
             if args.sort:
                 headers = [th for th in driver.find_elements(By.CSS_SELECTOR, "#rows th.sort")
