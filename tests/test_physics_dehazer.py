@@ -22,6 +22,19 @@ def mse(a, b):
     return float(((a - b) ** 2).mean())
 
 
+def fit(net, params, hazy, clear, steps):
+    """L1 losses of ``steps`` Adam(1e-2) steps of ``params`` on one pair."""
+    opt = torch.optim.Adam(params, lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (net(hazy) - clear).abs().mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def test_untrained_it_dehazes_like_the_dark_channel_prior():
     hazy, clear = scene()
     net = GENERATORS.build("physics_dehazer", width=8, radius=8).eval()
@@ -37,15 +50,8 @@ def test_training_moves_the_gains_then_the_network_and_lowers_the_error():
     torch.manual_seed(0)
     hazy, clear = scene(1)
     net = GENERATORS.build("physics_dehazer", width=8, radius=8)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     first_conv = net.down[0].weight.detach().clone()
-    losses = []
-    for _ in range(40):
-        opt.zero_grad()
-        loss = (net(hazy) - clear).abs().mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(net, net.parameters(), hazy, clear, 40)
     assert net.t_gain.item() != 0 and not torch.equal(first_conv, net.down[0].weight)
     assert losses[-1] < 0.9 * losses[0]
 
@@ -70,13 +76,6 @@ def test_refinement_starts_at_zero_after_the_builders_init_and_then_learns():
     refined.load_state_dict(plain.state_dict(), strict=False)  # same trunk weights
     with torch.no_grad():
         assert torch.allclose(refined.eval()(hazy), plain(hazy), atol=1e-6)
-    opt = torch.optim.Adam(refined.refine.parameters(), lr=1e-2)
     refined.train()
-    losses = []
-    for _ in range(30):
-        opt.zero_grad()
-        loss = (refined(hazy) - clear).abs().mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit(refined, refined.refine.parameters(), hazy, clear, 30)
     assert torch.count_nonzero(refined.refine[-1].weight) > 0 and losses[-1] < losses[0]
