@@ -197,13 +197,29 @@ def test_batch_norm_layer():
 
 def test_instance_norm_layer_normalizes_each_image_and_channel():
     layer = norm_layer("instance")(4)
-    assert isinstance(layer, nn.InstanceNorm2d) and n_params(layer) == 0
-    assert not layer.track_running_stats and conv_bias("instance")
+    assert n_params(layer) == 0 and not list(layer.buffers()) and conv_bias("instance")
     x = torch.randn(3, 4, 8, 8) * 5 + torch.arange(4.0).view(1, 4, 1, 1) * 10
     y = layer(x)
     assert torch.allclose(y.mean(dim=(2, 3)), torch.zeros(3, 4), atol=1e-5)
     assert torch.allclose(y.var(dim=(2, 3), unbiased=False), torch.ones(3, 4), atol=1e-3)
+    mean, var = x.mean(dim=(2, 3), keepdim=True), x.var(dim=(2, 3), unbiased=False, keepdim=True)
+    torch.testing.assert_close(y, (x - mean) / torch.sqrt(var + 1e-5))  # the formula, eps 1e-5
+    torch.testing.assert_close(y, nn.functional.instance_norm(x))
     assert torch.equal(layer.eval()(x), y)  # no running statistics
+
+
+def test_instance_norm_keeps_channels_last_and_matches_torch_gradients():
+    layer = norm_layer("instance")(6)
+    x = torch.randn(2, 6, 9, 7, dtype=torch.float64)
+    g = torch.randn_like(x)
+    x_cl = x.to(memory_format=torch.channels_last).requires_grad_()
+    x_ref = x.clone().requires_grad_()
+    y = layer(x_cl)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    y.backward(g)
+    nn.functional.instance_norm(x_ref).backward(g)
+    torch.testing.assert_close(y, nn.functional.instance_norm(x_ref))
+    torch.testing.assert_close(x_cl.grad, x_ref.grad)
 
 
 def test_none_norm_and_unknown_norm():

@@ -73,7 +73,9 @@ def test_every_translator_trains_at_batch_2(tmp_path, monkeypatch, model):
 def test_channels_last_gives_the_losses_of_the_default_layout(tmp_path):
     eager = train(tmp_path, "eager", TINY["cyclegan"], steps=3)
     nhwc = train(tmp_path, "nhwc", TINY["cyclegan"], steps=3, channels_last=True)
-    assert_close_losses(nhwc, eager, rtol=1e-4)
+    assert_close_losses(nhwc[:1], eager[:1], rtol=1e-5)  # the same weights: rounding apart, the same numbers
+    # the norms and convolutions reduce in another order; GAN updates (Adam) amplify the last bits
+    assert_close_losses(nhwc, eager, rtol=1e-3)
 
 
 def test_channels_last_puts_the_weights_and_batches_in_that_layout(tmp_path):

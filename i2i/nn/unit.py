@@ -50,7 +50,7 @@ class UNITGenerator(nn.Module):
     def _encoder(self, c_in: int, dim: int, n_down: int, n_res: int) -> nn.Sequential:
         layers = _conv_block(c_in, dim, 7, "instance", nn.ReLU(True))
         for _ in range(n_down):
-            layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim * 2, 4, stride=2), nn.InstanceNorm2d(dim * 2),
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim * 2, 4, stride=2), norm_layer("instance")(dim * 2),
                        nn.ReLU(True)]
             dim *= 2
         return nn.Sequential(*layers, *self._res(n_res))
