@@ -77,7 +77,7 @@ class Trainer:
                              f"the config has {sorted(cfg.optim)}")
         t = cfg.train  # memory layout, torch.compile, cuDNN autotuning (i2i.engine.speed)
         self.compiled = speed.prepare(self.model, modules, self.device, t.channels_last, t.compile, t.compile_mode,
-                                      t.cudnn_benchmark)
+                                      t.cudnn_benchmark, t.cpu_malloc_cache)
         self.params = group_parameters(modules)
         self.reducer = GradReducer(self.params) if self.dist.enabled else None  # averages each phase's gradients
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
