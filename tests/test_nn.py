@@ -208,9 +208,10 @@ def test_instance_norm_layer_normalizes_each_image_and_channel():
     assert torch.equal(layer.eval()(x), y)  # no running statistics
 
 
-def test_instance_norm_keeps_channels_last_and_matches_torch_gradients():
+@pytest.mark.parametrize("batch", [1, 2])  # one channels-last image takes batch norm's kernel
+def test_instance_norm_keeps_channels_last_and_matches_torch_gradients(batch):
     layer = norm_layer("instance")(6)
-    x = torch.randn(2, 6, 9, 7, dtype=torch.float64)
+    x = torch.randn(batch, 6, 9, 7, dtype=torch.float64) * 3 + 1
     g = torch.randn_like(x)
     x_cl = x.to(memory_format=torch.channels_last).requires_grad_()
     x_ref = x.clone().requires_grad_()

@@ -15,7 +15,9 @@ class InstanceNorm(nn.Module):
 
     Computed as a group norm with one group per channel (the same numbers): unlike
     ``nn.InstanceNorm2d`` its CPU kernel keeps a channels-last input channels-last, and it
-    is faster in either layout.
+    is faster in either layout.  A single channels-last image goes through batch norm's
+    NHWC kernel instead, 3x faster on CPU: with one sample, batch statistics are the
+    instance statistics.
     """
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
@@ -23,6 +25,9 @@ class InstanceNorm(nn.Module):
         self.channels, self.eps = channels, eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.shape[0] == 1 and not x.is_contiguous() \
+                and x.is_contiguous(memory_format=torch.channels_last):
+            return F.batch_norm(x, None, None, training=True, eps=self.eps)
         return F.group_norm(x, self.channels, None, None, self.eps)
 
     def extra_repr(self) -> str:
