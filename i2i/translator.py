@@ -32,11 +32,14 @@ class Translator:
     tensor in [-1, 1] (C x H x W or B x C x H x W) and returns the same kind.
     Inputs of any size are padded to the generator's size multiple and the
     output is cropped back.  A checkpoint trained with ``train.ema`` is used
-    with its averaged weights unless ``weights="raw"``.
+    with its averaged weights unless ``weights="raw"``.  A model trained with
+    ``train.channels_last`` runs in that layout here too (the layout it was measured faster in).
     """
 
     def __init__(self, model, cfg: Config, device: torch.device) -> None:
         self.model, self.cfg, self.device = model.eval(), cfg, device
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
@@ -65,7 +68,8 @@ class Translator:
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> B x C' x H x W in [-1, 1]."""
         x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), self.model.size_multiple(direction))
-        return self.model.translate(x, direction)[..., :h, :w].clamp(-1, 1)
+        out = self.model.translate(x.contiguous(memory_format=self.memory_format), direction)
+        return out[..., :h, :w].clamp(-1, 1).contiguous()
 
     def __call__(self, image, direction: str = "AtoB"):
         from .data.io import image_to_tensor, tensor_to_image, to_channels

@@ -90,3 +90,25 @@ def test_bad_options_are_one_line_and_exit_2(setup, capsys, extra, message):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not (setup / "bad").exists() or not any((setup / "bad").rglob("*.png"))
+
+
+def test_a_model_trained_channels_last_translates_in_that_layout(tmp_path):
+    import copy
+    import dataclasses
+
+    import torch
+
+    tree = {**TREE, "train": {"out_dir": str(tmp_path / "runs"), "name": "cl", "max_steps": 1, "channels_last": True},
+            "log": {"progress": False, "tensorboard": False}}
+    (tmp_path / "cl.yaml").write_text(yaml.safe_dump(tree))
+    assert train_main(["--config", str(tmp_path / "cl.yaml")]) == 0
+    nhwc = load_translator(tmp_path / "runs" / "cl")
+    convs = [m.weight for m in nhwc.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
+    cfg = dataclasses.replace(nhwc.cfg, train=dataclasses.replace(nhwc.cfg.train, channels_last=False))
+    nchw = Translator(copy.deepcopy(nhwc.model), cfg, nhwc.device)
+    assert all(m.weight.is_contiguous() for m in nchw.model.modules() if isinstance(m, torch.nn.Conv2d))
+    x = torch.rand(2, 3, 40, 48) * 2 - 1
+    out = nhwc.translate_tensor(x)
+    assert out.shape == (2, 3, 40, 48) and out.is_contiguous()
+    torch.testing.assert_close(out, nchw.translate_tensor(x), rtol=1e-4, atol=1e-5)

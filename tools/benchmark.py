@@ -61,12 +61,14 @@ def overrides(name: str, args: argparse.Namespace, out_dir: str) -> list[str]:
     sets = case.get("set", []) + [
         f"data.root={data}", f"data.load_size={load}", f"data.crop_size={crop}", f"data.batch_size={args.batch_size}",
         f"train.threads={args.threads}", f"train.device={args.device}", f"train.amp={args.amp}",
-        f"train.channels_last={str(args.channels_last).lower()}", f"train.compile={str(args.compile).lower()}",
-        f"train.compile_mode={args.compile_mode}", f"train.out_dir={out_dir}", "train.name=bench",
+        f"train.compile={str(args.compile).lower()}", f"train.compile_mode={args.compile_mode}",
+        f"train.out_dir={out_dir}", "train.name=bench",
         "train.checkpoint_every=1000000", "log.sample_every=1000000", "log.tensorboard=false", "log.progress=false",
     ]
     if args.workers is not None:
         sets.append(f"data.num_workers={args.workers}")
+    if args.channels_last is not None:  # else the config's layout
+        sets.append(f"train.channels_last={str(args.channels_last).lower()}")
     return sets + args.set
 
 
@@ -133,6 +135,7 @@ def bench_training(name: str, args: argparse.Namespace, tmp: str) -> dict:
         "warmup_s": round(sum(total[:args.warmup]), 2),
         "steps_timed": args.steps,
         "batch_size": cfg.data.batch_size,
+        "channels_last": cfg.train.channels_last,
         "data": cfg.data.root,
         "compile_failed": bool(trainer.compiled and trainer.compiled["failed"]),
         **cuda_peak(device),
@@ -242,7 +245,8 @@ def parser() -> argparse.ArgumentParser:
                    help="DataLoader workers (training) or decoding workers (--translate); default: the config's "
                         "data.num_workers, i2i-translate's --workers")
     p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
-    p.add_argument("--channels-last", action="store_true", help="train.channels_last")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="train.channels_last (default: the case's config)")
     p.add_argument("--compile", action="store_true", help="train.compile")
     p.add_argument("--compile-mode", default="default", help="train.compile_mode")
     p.add_argument("--translate", action="store_true", help="time i2i-translate against the network's forward rate")
@@ -278,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                     "torch": torch.__version__, "device": args.device, "threads": args.threads},
-        "options": {"amp": args.amp, "channels_last": args.channels_last, "compile": args.compile,
+        "options": {"amp": args.amp, "channels_last": "config" if args.channels_last is None else args.channels_last, "compile": args.compile,
                     "batch_size": args.batch_size, "mode": "translate" if args.translate else "train"},
         "results": {},
     }
