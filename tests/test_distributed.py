@@ -1,8 +1,9 @@
 """Multi-process training on CPU (gloo): gradient averaging, sync batch norm, sharded evaluation, torchrun.
 
 Two processes with half a batch each must train as one process with the whole
-batch (a model without batch coupling, or with ``train.sync_bn``), with identical
-weights on every rank.
+batch (a model without batch coupling, or with ``train.sync_bn``; penalties that
+draw random numbers or take the batch's std included), with identical weights on
+every rank.
 """
 import json
 import os
@@ -23,6 +24,8 @@ from i2i.data import ResumableSampler
 from i2i.errors import DataError
 from i2i.engine.distributed import broadcast_module
 from i2i.engine.reducer import GradReducer
+from i2i.engine.runtime import step_generator
+from i2i.losses import build_penalty
 
 TINY_DATA = {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
              "max_items": 8}
@@ -39,6 +42,11 @@ BATCH_NORM = {  # pix2pix's batch norms, synchronized
     "optim": {"G": {"type": "sgd", "lr": 0.05}, "D": {"type": "sgd", "lr": 0.05}},
     "train": {"sync_bn": True},
 }
+# penalties that draw random numbers: an interpolation weight per sample (gp, lp, dragan) and noise per element
+# scaled by the std of the real batch (dragan), drawn for the global batch from the step's shared generator;
+# at their default weight 10 other draws move the weights by 3e-5, 100 times the rounding differences
+GP = {**PLAIN, "losses": {"penalty": {"type": "gp", "weight": 10.0}}}
+DRAGAN = {**PLAIN, "losses": {"penalty": {"type": "dragan", "weight": 10.0}}}
 
 
 def _free_port() -> int:
@@ -145,6 +153,7 @@ def _train(tree, run_dir, rank=0, world=1):
     for batch in _batches():
         half = len(batch["A"]) // world
         trainer.train_step({k: v[rank * half:(rank + 1) * half] for k, v in batch.items()})
+        trainer.step += 1  # as fit does: each step its own shared generator
     kinds = sorted({type(m).__name__ for m in trainer.model.modules() if "BatchNorm" in type(m).__name__})
     moved = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, start[k])]
     return {k: v.clone() for k, v in trainer.model.state_dict().items()}, kinds, moved
@@ -173,6 +182,49 @@ def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
                 torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree['model']}: {k}")
             else:
                 assert torch.equal(a[k], one[k]), k
+
+
+UNEVEN = (0, 3), (3, 4)  # rank 0 holds samples 0-2 of the global batch, rank 1 sample 3
+
+
+def _penalty_points(rank=0, world=1):
+    """GP and DRAGAN points on this rank's share of an uneven global batch of 4, then the generator's next draw."""
+    g = torch.Generator().manual_seed(11)
+    real, fake = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1, torch.rand(4, 3, 8, 8, generator=g)
+    lo, hi = UNEVEN[rank] if world > 1 else (0, 4)
+    points = []
+    for kind in ("gp", "dragan"):
+        generator = step_generator(5, 2, torch.device("cpu"))
+        points.append(build_penalty(kind, 1.0).points(real[lo:hi], fake[lo:hi], generator))
+        points.append(torch.rand(2, generator=generator))  # each rank drew as many numbers as one process
+    return points
+
+
+def _penalty_worker(rank, world, port, run_dir, out):
+    _join(rank, world, port)
+    trained = [_train(tree, Path(run_dir) / str(rank), rank, world) for tree in (GP, DRAGAN)]
+    out[rank] = trained, _penalty_points(rank, world)
+    dist.destroy_process_group()
+
+
+def test_random_penalties_on_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = mp.Manager().dict()
+    mp.spawn(_penalty_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
+    for i, tree in enumerate((GP, DRAGAN)):
+        (a, _, moved), (b, _, _) = out[0][0][i], out[1][0][i]
+        assert len(moved) > len(a) // 2
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on every rank
+        one, _, _ = _train(tree, tmp_path / "one")
+        for k in a:
+            torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree['losses']}: {k}")
+    # uneven shares: the ranks' points are those of one process (DRAGAN's std all-reduced), streams stay in step
+    one = _penalty_points()
+    (gp0, next0, dragan0, after0), (gp1, next1, dragan1, after1) = out[0][1], out[1][1]
+    assert torch.equal(torch.cat([gp0, gp1]), one[0]) and torch.equal(next0, one[1]) and torch.equal(next1, one[1])
+    torch.testing.assert_close(torch.cat([dragan0, dragan1]), one[2], rtol=1e-6, atol=1e-7)
+    assert torch.equal(after0, one[3]) and torch.equal(after1, one[3])
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -5,7 +5,7 @@ import torch
 from i2i.config import OptimConfig, TrainConfig
 from i2i.engine.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from i2i.engine.optim import make_optimizer
-from i2i.engine.runtime import check_amp, select_device
+from i2i.engine.runtime import check_amp, select_device, step_generator
 from i2i.engine.schedule import lr_lambda
 from i2i.errors import CheckpointError, ConfigError
 from i2i.models.image_pool import ImagePool
@@ -94,3 +94,12 @@ def test_checkpoint_files_are_atomic_rotated_and_checked(tmp_path):
     assert load_checkpoint(run)["step"] == 4  # a run folder: the newest readable checkpoint
     with pytest.raises(CheckpointError, match="no checkpoints"):
         load_checkpoint(tmp_path)
+
+
+def test_the_step_generator_depends_on_the_seed_and_the_step_only():
+    cpu = torch.device("cpu")
+    state = torch.get_rng_state()
+    draw = lambda seed, step: torch.rand(4, generator=step_generator(seed, step, cpu))  # noqa: E731
+    assert torch.equal(draw(0, 5), draw(0, 5))
+    assert not torch.equal(draw(0, 5), draw(0, 6)) and not torch.equal(draw(0, 5), draw(1, 5))
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone

@@ -195,3 +195,37 @@ def test_penalties_and_began_under_ddp(tmp_path):
         assert began.logs() == {"k_t": pytest.approx(0.05), "m_global": pytest.approx(1.5)}
     finally:
         dist.destroy_process_group()
+
+
+def test_without_a_generator_penalties_draw_from_the_global_rng_as_before():
+    real, fake = torch.randn(5, 2, 3, 3), torch.randn(5, 2, 3, 3)
+    torch.manual_seed(0)
+    gp_points = build_penalty("gp", 1.0).points(real, fake)
+    dragan_points = build_penalty("dragan", 1.0).points(real, fake)
+    torch.manual_seed(0)
+    e = torch.rand(5, 1, 1, 1)
+    noise, a = torch.rand_like(real), torch.rand(5, 1, 1, 1)
+    assert torch.equal(gp_points, e * real + (1 - e) * fake)
+    assert torch.equal(dragan_points, real + a * (real + 0.5 * real.std() * noise - real))
+
+
+def test_with_a_generator_each_share_of_the_global_batch_gets_its_own_numbers(monkeypatch):
+    """Two simulated processes holding samples [0, 3) and [3, 4) of a global batch of 4 compute the points
+    of one process with the whole batch, from generators in the same state, and leave them in the same state."""
+    from i2i.losses import global_batch, penalties
+
+    real, fake = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
+    monkeypatch.setattr(penalties, "global_std", lambda x: real.std())  # DRAGAN: std of the global batch
+    for kind in ("gp", "lp", "dragan"):
+        pen = build_penalty(kind, 1.0)
+        whole_gen = torch.Generator().manual_seed(37)
+        whole = pen.points(real, fake, whole_gen)
+        parts = []
+        for lo, hi in ((0, 3), (3, 4)):
+            gen = torch.Generator().manual_seed(37)
+            with monkeypatch.context() as m:
+                m.setattr(global_batch, "batch_slice", lambda n, device, lo=lo: (lo, 4))
+                parts.append(pen.points(real[lo:hi], fake[lo:hi], gen))
+            assert torch.equal(gen.get_state(), whole_gen.get_state()), kind  # the next draws agree too
+        assert torch.equal(torch.cat(parts), whole), kind
+

@@ -53,11 +53,13 @@ def test_train_writes_run_folder(tmp_path, model, capsys):
     assert (tmp_path / "runs" / f"{model}-2" / "checkpoints" / "step_0000001.pt").is_file()
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("penalty", ["none", "dragan"])  # dragan: random numbers from the step's generator
+def test_resume_matches_an_uninterrupted_run(tmp_path, penalty):
     # 8 items / batch 2 = 4 steps per epoch; 1 epoch + 1 decay epoch = 8 steps
     cfg = tiny_config(tmp_path, "cyclegan")
-    assert train_main(["--config", str(cfg), "--set", "train.name=full"]) == 0
-    assert train_main(["--config", str(cfg), "--set", "train.name=cut", "train.max_steps=5"]) == 0
+    pen = [f"losses.penalty.type={penalty}", "losses.penalty.weight=1"]
+    assert train_main(["--config", str(cfg), "--set", "train.name=full", *pen]) == 0
+    assert train_main(["--config", str(cfg), "--set", "train.name=cut", "train.max_steps=5", *pen]) == 0
     cut = tmp_path / "runs" / "cut"
     assert load_checkpoint(cut)["step"] == 5
     assert train_main(["--resume", str(cut), "--set", "train.max_steps=0"]) == 0

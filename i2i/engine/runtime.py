@@ -54,6 +54,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """A generator seeded from the run seed and the step alone: unlike the global RNG (seeded with
+    seed + rank), its state is the same on every process, and in a resumed run, with nothing to checkpoint."""
+    return torch.Generator(device=device).manual_seed((seed * 0x9E3779B97F4A7C15 + step + 1) % 2**64)
+
+
 def rng_state() -> dict:
     """RNG states in a form ``torch.load(weights_only=True)`` accepts."""
     np_state = np.random.get_state()

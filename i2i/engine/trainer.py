@@ -35,7 +35,8 @@ from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .reducer import GradReducer
-from .runtime import autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state
+from .runtime import (autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state,
+                      step_generator)
 from .signals import StopSignals
 
 
@@ -109,6 +110,7 @@ class Trainer:
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
         batch = _to_device(batch, self.device, self.cfg.train.channels_last)
+        model.start_step(step_generator(self.cfg.train.seed, self.step, self.device))  # the same on every process
         buffers = BufferSnapshot(model)
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
         with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):

@@ -56,7 +56,8 @@ class BalancedConsistency(Penalty):
         self.fake_weight = self.weight if fake_weight is None else float(fake_weight)
         self.augment, self.translate, self.sigma = augment, float(translate), float(sigma)
 
-    def __call__(self, D, real_input, fake_input, real_logits=None, fake_logits=None) -> torch.Tensor:
+    def __call__(self, D, real_input, fake_input, real_logits=None, fake_logits=None, generator=None) -> torch.Tensor:
+        # the augmentations draw from the global RNG; ``generator`` (see i2i.losses.penalties) is not used
         loss = self.weight * self.term(D, real_input, real_logits)
         if self.fake_weight:
             loss = loss + self.fake_weight * self.term(D, fake_input.detach(), fake_logits)

@@ -1,8 +1,8 @@
 """Gradient penalties on the discriminator, added to its loss.
 
 A penalty is called as ``pen(D, real_input, fake_input, real_logits=None,
-fake_logits=None)`` and returns the weighted scalar.  D is run on the
-penalty's own inputs in fp32 with autocast disabled; gradients are taken with
+fake_logits=None, generator=None)`` and returns the weighted scalar.  D is run
+on the penalty's own inputs in fp32 with autocast disabled; gradients are taken with
 ``create_graph=True`` so the penalty can be back-propagated.
 
 D's per-sample critic value is the mean of its outputs over all non-batch
@@ -20,6 +20,13 @@ gradient norm is per sample over all input dimensions (C*H*W).
 * ``r1`` / ``r2`` (Mescheder et al. 2018): (gamma/2) E ||grad D(x)||^2 on the real
   / fake inputs, where gamma is the weight.  ``half=False`` drops the 1/2 (the
   form of the paper's code, where the weight is gamma/2).
+
+Data-parallel runs (:mod:`i2i.losses.global_batch`): dragan's std is over the
+global batch, and the random numbers of gp, lp and dragan come from the global
+RNG or, when ``generator`` is given, are drawn for the global batch and sliced to
+this process's samples.  Processes whose generators are in the same state (the
+trainer gives the model one seeded from the run seed and the step) thus compute
+the gradients of one process with the whole batch.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ from torch import nn
 
 from ..registry import PENALTIES
 from .base import Logits
+from .global_batch import global_std, shared_uniform
 
 
 def critic_value(out: Logits) -> torch.Tensor:
@@ -55,9 +63,9 @@ def input_gradients(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return grad.flatten(1)
 
 
-def per_sample_uniform(x: torch.Tensor) -> torch.Tensor:
-    """U[0, 1] numbers, one per sample, shaped to broadcast over ``x``."""
-    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+def per_sample_uniform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """U[0, 1] numbers, one per sample, shaped to broadcast over ``x`` (see :func:`shared_uniform`)."""
+    return shared_uniform(x, generator, per_sample=True)
 
 
 def _pair(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,10 +80,11 @@ class Penalty:
         self.weight = float(weight)
 
     def __call__(self, D: nn.Module, real_input: torch.Tensor, fake_input: torch.Tensor,
-                 real_logits: Logits | None = None, fake_logits: Logits | None = None) -> torch.Tensor:
-        return self.weight * self.value(D, real_input, fake_input, real_logits, fake_logits)
+                 real_logits: Logits | None = None, fake_logits: Logits | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.weight * self.value(D, real_input, fake_input, real_logits, fake_logits, generator)
 
-    def value(self, D, real_input, fake_input, real_logits, fake_logits) -> torch.Tensor:
+    def value(self, D, real_input, fake_input, real_logits, fake_logits, generator=None) -> torch.Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -91,13 +100,13 @@ class GradientPenalty(Penalty):
         super().__init__(weight)
         self.target, self.one_sided, self.eps = float(target), bool(one_sided), float(eps)
 
-    def points(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def points(self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         real, fake = _pair(real, fake)
-        e = per_sample_uniform(real)
+        e = per_sample_uniform(real, generator)
         return e * real + (1 - e) * fake
 
-    def value(self, D, real_input, fake_input, real_logits, fake_logits):
-        g = input_gradients(D, self.points(real_input, fake_input))
+    def value(self, D, real_input, fake_input, real_logits, fake_logits, generator=None):
+        g = input_gradients(D, self.points(real_input, fake_input, generator))
         gap = torch.sqrt(g.pow(2).sum(1) + self.eps) / self.target - 1.0
         if self.one_sided:
             gap = gap.clamp(min=0)
@@ -111,10 +120,10 @@ class DraganPenalty(GradientPenalty):
         super().__init__(weight, target=k, one_sided=False, eps=eps)
         self.c = float(c)
 
-    def points(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def points(self, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = real.detach().float()
-        x_p = x + self.c * x.std() * torch.rand_like(x)
-        return x + per_sample_uniform(x) * (x_p - x)
+        x_p = x + self.c * global_std(x) * shared_uniform(x, generator)
+        return x + per_sample_uniform(x, generator) * (x_p - x)
 
 
 class ZeroCentered(Penalty):
@@ -126,7 +135,7 @@ class ZeroCentered(Penalty):
         super().__init__(weight)
         self.on, self.half = on, bool(half)
 
-    def value(self, D, real_input, fake_input, real_logits, fake_logits):
+    def value(self, D, real_input, fake_input, real_logits, fake_logits, generator=None):
         x = real_input if self.on == "real" else fake_input
         sq = input_gradients(D, x).pow(2).sum(1).mean()
         return 0.5 * sq if self.half else sq

@@ -39,6 +39,7 @@ class AdversarialModel(Model):
         else:
             self.penalty = None
         self.penalty_every = pen.every if self.penalty is not None else 1
+        self.penalty_rng: torch.Generator | None = None  # the step's generator (start_step)
         self.n_critic = cfg.losses.n_critic or int(getattr(self.gan, "n_critic", 1))
 
     # ------------------------------------------------------------------ to implement
@@ -77,13 +78,18 @@ class AdversarialModel(Model):
         total, logs = 0.0, {}
         for name, D, real_in, fake_in in self.d_terms(batch, out):
             if phase == "D_reg":
-                term = self.penalty(D, real_in, fake_in) * self.penalty_every
+                term = self.penalty(D, real_in, fake_in, generator=self.penalty_rng) * self.penalty_every
                 logs[f"{name}_reg"] = term
             else:
                 term = self.d_loss_weight * self.d_loss(D, real_in, fake_in, with_penalty=not lazy)
                 logs[name] = term
             total = total + term
         return total, scalar_logs(**logs)
+
+    def start_step(self, generator: torch.Generator) -> None:
+        """The penalty draws its random numbers (GP, LP, DRAGAN) from the step's shared generator,
+        for the global batch, so that data-parallel processes compute the penalty of one process."""
+        self.penalty_rng = generator
 
     def after_step(self, phase: str) -> None:
         if phase == "D":
@@ -96,7 +102,8 @@ class AdversarialModel(Model):
         real_logits, fake_logits = D(real_in), D(fake_in)
         loss = self.gan.d_loss(real_logits, fake_logits)
         if with_penalty and self.penalty is not None:
-            loss = loss + self.penalty(D, real_in, fake_in, real_logits=real_logits, fake_logits=fake_logits)
+            loss = loss + self.penalty(D, real_in, fake_in, real_logits=real_logits, fake_logits=fake_logits,
+                                       generator=self.penalty_rng)
         return loss
 
     def g_adv_loss(self, D: nn.Module, real_in, fake_in) -> torch.Tensor:

@@ -13,7 +13,8 @@ A translator is one registered class.  It declares
 * ``defaults``: config values (nets, optim, data...) merged under the user's file;
 
 and computes ``generate(batch)`` once per iteration, then ``loss(phase, batch,
-out)`` per phase.  Inference goes through ``translate(x, direction)`` (or
+out)`` per phase (after ``start_step(generator)``, for random numbers shared by
+data-parallel processes).  Inference goes through ``translate(x, direction)`` (or
 ``sample(n)`` for models that generate from noise), which never changes
 training state.  The engine (:mod:`i2i.engine`) does everything else.
 """
@@ -80,6 +81,11 @@ class Model(nn.Module):
 
     def phases(self) -> list[Phase]:
         raise NotImplementedError
+
+    def start_step(self, generator: torch.Generator) -> None:
+        """Called before each training iteration with a generator seeded from the run seed and the
+        step, in the same state on every process (the global RNG is seeded with seed + rank): for
+        random numbers that data-parallel processes must agree on, drawn for the global batch."""
 
     def generate(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """What every phase of the iteration shares (generator outputs), computed once."""
