@@ -51,6 +51,19 @@ def test_benchmark_prints_training_rates_memory_and_loader_throughput_as_json(tm
     assert r["steps_timed"] == 2 and r["batch_size"] == 2 and r["loader_workers"] == 2
     assert r["images_per_s"] == pytest.approx(2 * r["iterations_per_s"], rel=0.01)
     assert r["sec_per_it"] >= r["step_only_sec"] > 0 and r["step_cpu_sec"] > 0 and r["loader_batches_per_s"] > 0 and r["peak_rss_gb"] > 0.1
+    assert report["options"]["channels_last"] == "config" and r["channels_last"] is False  # pix2pix's config: NCHW
+
+
+def test_benchmark_layout_is_the_configs_unless_given():
+    import json
+
+    def layout(*extra):
+        proc = run("benchmark.py", "--steps", 1, "--warmup", 0, *extra)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["results"]["pix2pix_256"]["channels_last"]
+
+    assert layout("--channels-last", *TINY_BENCH) is True
+    assert layout(*TINY_BENCH, "train.channels_last=true") is True  # the config's value, not overridden
 
 
 def test_benchmark_translate_reports_end_to_end_and_forward_rates():
