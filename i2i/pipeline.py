@@ -93,7 +93,10 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
 
     device = getattr(translator, "device", torch.device("cpu"))
     direction = reading.direction
-    workers = min(workers, len(todo), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else workers)
+    # a decoding process needs a CPU the network does not use: on a CPU whose cores all run torch's threads, one
+    # process beside them stalls every parallel region (measured: 0.73 of the forward rate against 0.91 without)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(0, min(workers, len(todo), cpus - (torch.get_num_threads() if device.type == "cpu" else 1)))
     loader = DataLoader(Decoded([src for src, _ in todo], reading), batch_size=None, num_workers=workers,
                         worker_init_fn=seed_worker, generator=torch.Generator(),  # the global RNG is not drawn from
                         prefetch_factor=max(2, batch_size) if workers else None)

@@ -42,11 +42,26 @@ def files(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_batches_workers_and_threads_write_the_files_of_one_image_at_a_time(setup, capsys):
+@pytest.fixture
+def workers_seen(monkeypatch):
+    """The decoding processes the pipeline starts, on a machine of 4 CPUs whose network uses one thread."""
+    import os
+
+    import i2i.pipeline
+
+    seen, loader = [], i2i.pipeline.DataLoader
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(i2i.pipeline.torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(i2i.pipeline, "DataLoader", lambda *a, **k: seen.append(k["num_workers"]) or loader(*a, **k))
+    return seen
+
+
+def test_batches_workers_and_threads_write_the_files_of_one_image_at_a_time(setup, capsys, workers_seen):
     assert translate(setup, "one", "--batch-size", "1", "--workers", "0", "--write-threads", "0") == 1
     one_err = capsys.readouterr().err
     assert translate(setup, "four", "--batch-size", "4", "--workers", "2", "--write-threads", "3") == 1
     four_err = capsys.readouterr().err
+    assert workers_seen == [0, 2]
     one, four = files(setup / "one"), files(setup / "four")
     assert sorted(one) == sorted(SIZES) and four == one
     for err in (one_err, four_err):
@@ -112,3 +127,31 @@ def test_a_model_trained_channels_last_translates_in_that_layout(tmp_path):
     out = nhwc.translate_tensor(x)
     assert out.shape == (2, 3, 40, 48) and out.is_contiguous()
     torch.testing.assert_close(out, nchw.translate_tensor(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cpus, threads, device, expected", [
+    (2, 2, "cpu", 0),  # every core runs the network: decoding in this process
+    (4, 2, "cpu", 2), (3, 2, "cpu", 1), (1, 1, "cpu", 0),
+    (2, 2, "meta", 1),  # the network on an accelerator leaves all but one CPU
+])
+def test_decoding_processes_only_on_cpus_the_network_leaves(setup, monkeypatch, cpus, threads, device, expected):
+    import os
+
+    import torch
+
+    import i2i.pipeline
+    from i2i.pipeline import Reading, translate_files
+
+    seen = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(i2i.pipeline.torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(i2i.pipeline, "DataLoader", lambda *a, **k: seen.append(k["num_workers"]) or iter(()))
+
+    class Fake:
+        pass
+
+    fake = Fake()
+    fake.device = torch.device(device)
+    todo = [(setup / "in" / "a.png", setup / "unused" / "a.png")] * 3
+    translate_files(fake, todo, Reading(3), workers=2, write_threads=0, progress=False)
+    assert seen == [expected]

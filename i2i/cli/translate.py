@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
     p.add_argument("--batch-size", type=int, default=1, help="consecutive images of equal size translated together")
     p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="processes decoding the inputs while the network runs (0: decode in this process)")
+                   help="processes decoding the inputs while the network runs (0: decode in this process); "
+                        "at most the CPUs left to it by the network (on CPU: torch's threads)")
     p.add_argument("--write-threads", type=int, default=2, metavar="N",
                    help="threads encoding and writing the outputs while the network runs (0: write in this thread)")
     p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
