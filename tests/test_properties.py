@@ -96,12 +96,15 @@ def config_or_error(tree, sets):
 @example(tree={"data": {}, "model": {"name": []}}, sets=[])  # found by this test
 @example(tree={"optim": {"default": {}, "G": 1}}, sets=[])
 @example(tree={}, sets=["optim.G.lr=inf", "model=[1]"])
+@example(tree={"losses": {"gan": {0: None}}}, sets=[])  # found by this test: an int key as a keyword argument
+@example(tree={"nets": {"\n": None}}, sets=[])  # a key with a line break in the message
 def test_config_trees_and_set_strings_give_a_config_or_a_config_error(tree, sets):
     config_or_error(tree, sets)
 
 
 @BOUNDED
 @given(sets=st.lists(set_strings, max_size=4))
+@example(sets=["train.name=2024-13-01"])  # a date that is none: ValueError from the YAML reader
 def test_set_strings_on_a_good_config_give_a_config_or_a_config_error(sets):
     base = {"model": "pix2pix", "data": {"root": "builtin:shapes"}}
     config_or_error(base, sets)
@@ -114,6 +117,8 @@ def test_set_strings_on_a_good_config_give_a_config_or_a_config_error(sets):
 @BOUNDED
 @given(text=st.one_of(st.text(max_size=200), values.map(lambda v: yaml.safe_dump(v, allow_unicode=True)),
                       config_trees().map(lambda t: yaml.safe_dump(t, allow_unicode=True))))
+@example(text="0:\nnets:\n ? '\n\n'")  # found by this test: the key '\n' in the message
+@example(text="a: 2024-13-01")  # a date that is none: ValueError from the YAML reader
 def test_yaml_files_give_a_tree_or_a_config_error(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("yaml") / "c.yaml"
     path.write_text(text)

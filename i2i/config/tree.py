@@ -107,7 +107,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is str and isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans
         return "on" if value else "off"
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # more than 308 digits
+            raise ConfigError(f"{path}: expected a finite number, got an integer too large for a float") from None
     if tp is float and isinstance(value, str):  # YAML reads 1e-4 as a string
         try:
             value = float(value)
@@ -164,6 +167,8 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         key_path = f"{path}.{key}" if path else str(key)
         if key not in fields or key == open_field:
             if open_field:
+                if not isinstance(key, str):  # YAML reads `1: x` with an int key; a keyword argument needs a name
+                    raise ConfigError(f"{path or 'config'}: parameter name {key!r} is not a string")
                 extra[key] = value
                 continue
             raise ConfigError(unknown_key(key_path, key, list(fields)))
@@ -197,6 +202,8 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
+    except ValueError as exc:  # a value that looks like a date but is none: 2024-13-01
+        raise ConfigError(f"{path}: invalid YAML value ({_one_line(exc)})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({type(exc).__name__})") from None
     if not isinstance(data, dict):
@@ -217,7 +224,7 @@ def parse_overrides(items: Iterable[str]) -> dict:
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: a date that is none, 2024-13-01
             value = raw
         node = out
         parts = key.strip().split(".")
@@ -258,12 +265,21 @@ def expand_group_defaults(tree: dict, groups: Sequence[str]) -> dict:
     return {**tree, "optim": optim}
 
 
+def _key(key: Any) -> str:
+    """A key as written in a message: plain if it is a printable name, else quoted (one line whatever it holds)."""
+    return key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+
+
+def _one_line(exc: BaseException) -> str:
+    return next(iter(str(exc).splitlines()), type(exc).__name__)
+
+
 def _check_names(section: str, given: Iterable[str], valid: Sequence[str], what: str) -> None:
     for key in given:
         if key not in valid:
             close = difflib.get_close_matches(str(key), list(valid), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{section}.{key}: unknown {what}{hint}; this model's are: {', '.join(valid)}")
+            raise ConfigError(f"{section}.{_key(key)}: unknown {what}{hint}; this model's are: {', '.join(valid)}")
 
 
 def make_config(tree: dict, settings: type = ModelSettings, defaults: dict | None = None,
