@@ -76,6 +76,7 @@ def test_changing_a_net_name_drops_the_old_params():
         ({"data": {"batch_size": "four"}}, "data.batch_size: expected int"),
         ({"data": {"load_size": 128, "crop_size": 256}}, "data.crop_size: 256 is larger than data.load_size 128"),
         ({"data": {"root": "/no/such/folder"}}, "data.root: folder not found: /no/such/folder"),
+        ({"data": {"root": "/no/such\nfolder"}}, "data.root: folder not found: '/no/such\\nfolder'"),
         ({"losses": {"gan": "hingee"}}, "did you mean 'hinge'"),
         ({"losses": {"gan": {"name": "lsgan", "halff": 1}}}, "GAN loss 'lsgan' has no parameter 'halff'"),
         ({"losses": {"penalty": {"type": "r1", "gama": 1}}}, "penalty 'r1' has no parameter 'gama'"),

@@ -40,7 +40,8 @@ def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = T
     if not cfg.root:
         raise ConfigError(f"{path}.root: not set (a dataset folder, or builtin:NAME)")
     if check_paths and not is_builtin(cfg.root) and not Path(cfg.root).is_dir():
-        raise ConfigError(f"{path}.root: folder not found: {cfg.root}")
+        shown = cfg.root if cfg.root.isprintable() else repr(cfg.root)  # the message stays one line
+        raise ConfigError(f"{path}.root: folder not found: {shown}")
 
 
 def seed_worker(worker_id: int) -> None:
