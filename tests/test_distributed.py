@@ -165,23 +165,30 @@ def _train_worker(rank, world, port, run_dir, out):
     dist.destroy_process_group()
 
 
+def _assert_ranks_train_as_one(tree, rank0, rank1, one_dir):
+    """Both ranks' weights moved, are bit-identical, and equal one process's with the whole batch; returns
+    the batch-norm kinds of rank 0 and of that one process."""
+    (a, kinds, moved), (b, _, _) = rank0, rank1
+    assert len(moved) > len(a) // 2  # training changed the weights
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on every rank
+    one, one_kinds, _ = _train(tree, one_dir)
+    for k in a:
+        if a[k].is_floating_point():
+            torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree}: {k}")
+        else:
+            assert torch.equal(a[k], one[k]), k
+    return kinds, one_kinds
+
+
 def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = mp.Manager().dict()
     mp.spawn(_train_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
     for i, tree in enumerate((PLAIN, BATCH_NORM)):
-        (a, kinds, moved), (b, _, _) = out[0][i], out[1][i]
-        assert len(moved) > len(a) // 2  # training changed the weights
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on every rank
-        one, one_kinds, _ = _train(tree, tmp_path / "one")
+        kinds, one_kinds = _assert_ranks_train_as_one(tree, out[0][i], out[1][i], tmp_path / "one")
         if tree is BATCH_NORM:
             assert kinds == ["SyncBatchNorm"] and one_kinds == ["BatchNorm2d"]  # sync_bn: no-op in one process
-        for k in a:
-            if a[k].is_floating_point():
-                torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree['model']}: {k}")
-            else:
-                assert torch.equal(a[k], one[k]), k
 
 
 UNEVEN = (0, 3), (3, 4)  # rank 0 holds samples 0-2 of the global batch, rank 1 sample 3
@@ -213,12 +220,7 @@ def test_random_penalties_on_two_processes_train_as_one_with_the_whole_batch(tmp
     out = mp.Manager().dict()
     mp.spawn(_penalty_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
     for i, tree in enumerate((GP, DRAGAN)):
-        (a, _, moved), (b, _, _) = out[0][0][i], out[1][0][i]
-        assert len(moved) > len(a) // 2
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on every rank
-        one, _, _ = _train(tree, tmp_path / "one")
-        for k in a:
-            torch.testing.assert_close(a[k], one[k], rtol=1e-5, atol=1e-6, msg=f"{tree['losses']}: {k}")
+        _assert_ranks_train_as_one(tree, out[0][0][i], out[1][0][i], tmp_path / "one")
     # uneven shares: the ranks' points are those of one process (DRAGAN's std all-reduced), streams stay in step
     one = _penalty_points()
     (gp0, next0, dragan0, after0), (gp1, next1, dragan1, after1) = out[0][1], out[1][1]
