@@ -52,6 +52,52 @@ def test_benchmark_prints_training_rates_memory_and_loader_throughput_as_json(tm
     assert r["images_per_s"] == pytest.approx(2 * r["iterations_per_s"], rel=0.01)
     assert r["sec_per_it"] >= r["step_only_sec"] > 0 and r["step_cpu_sec"] > 0 and r["loader_batches_per_s"] > 0 and r["peak_rss_gb"] > 0.1
     assert report["options"]["channels_last"] == "config" and r["channels_last"] is False  # pix2pix's config: NCHW
+    assert "fraction_of_peak" not in r  # no peak given, none known for a CPU
+
+
+def _benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("i2i_benchmark_tool", TOOLS / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_counts_a_convolutions_forward_and_backward_flops():
+    import torch
+
+    bench = _benchmark_module()
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    forward = 2 * (2 * 8 * 8) * 6 * (4 * 3 * 3)  # 2 * output positions * out channels * (in channels * k * k)
+    flops, _ = bench.count_flops(lambda: conv(x).sum().backward())
+    assert flops == 3 * forward  # forward, input gradient, weight gradient
+    x.requires_grad_(False)
+    flops, _ = bench.count_flops(lambda: conv(x).sum().backward())
+    assert flops == 2 * forward  # no input gradient to compute
+
+
+def test_benchmark_knows_the_dense_bf16_peak_of_common_gpus():
+    bench = _benchmark_module()
+    assert bench.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.4
+    assert bench.bf16_peak_tflops("NVIDIA H100 PCIe") == 756.5
+    assert bench.bf16_peak_tflops("NVIDIA H200") == 989.4
+    assert bench.bf16_peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0
+    assert bench.bf16_peak_tflops("Some Other GPU") is None
+
+
+def test_benchmark_reports_the_work_of_a_step_and_its_fraction_of_a_given_peak():
+    import json
+
+    one = run("benchmark.py", "--steps", 1, "--warmup", 0, "--peak-tflops", 0.5, *TINY_BENCH)
+    two = run("benchmark.py", "--steps", 1, "--warmup", 0, "--batch-size", 2, *TINY_BENCH)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    r1, r2 = (json.loads(p.stdout)["results"]["pix2pix_256"] for p in (one, two))
+    assert r1["flop_per_step"] > 0 and r2["flop_per_step"] == 2 * r1["flop_per_step"]  # every term scales with the batch
+    assert r2["tflop_per_image"] == pytest.approx(r2["flop_per_step"] / 2e12, rel=1e-3)
+    assert r1["tflops_achieved"] == pytest.approx(r1["flop_per_step"] / 1e12 / r1["step_only_sec"], rel=0.01)
+    assert r1["peak_tflops"] == 0.5 and r1["fraction_of_peak"] == pytest.approx(r1["tflops_achieved"] / 0.5, rel=1e-3)
 
 
 def test_benchmark_layout_is_the_configs_unless_given():
@@ -84,6 +130,8 @@ def test_benchmark_bad_arguments_exit_2():
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: unknown case(s) nope")
     proc = run("benchmark.py", "--steps", 0)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --steps must be >= 1, got 0"
+    proc = run("benchmark.py", "--peak-tflops", 0)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --peak-tflops must be > 0, got 0.0"
 
 
 def test_strip_puts_same_named_images_side_by_side(tmp_path):

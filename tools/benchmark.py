@@ -12,7 +12,12 @@ Training (the default) reports
   beside ``iterations_per_s``;
 * ``peak_rss_gb`` (the largest of the process and its loader workers, GiB) and, on
   CUDA, ``cuda_peak_gb`` (torch's peak allocation);
-* ``warmup_s``: the warm-up iterations together (compilation included).
+* ``warmup_s``: the warm-up iterations together (compilation included);
+* ``flop_per_step`` and ``tflop_per_image``: the dense work of one training step (matrix
+  products and convolutions, forward and backward), counted by torch's FLOP counter on one
+  more step run eagerly, and ``tflops_achieved``: that work over ``step_only_sec``; with a
+  peak (``--peak-tflops``, or on a GPU of :data:`BF16_PEAK_TFLOPS` its dense bf16 peak),
+  ``fraction_of_peak``.
 
 ``--translate`` instead writes ``--images`` validation images of the case to JPEG files and
 reports ``end_to_end_images_per_s``, files in to files out through i2i-translate's
@@ -72,6 +77,46 @@ def overrides(name: str, args: argparse.Namespace, out_dir: str) -> list[str]:
     return sets + args.set
 
 
+#: dense bf16 tensor-core peak in TFLOP/s (no sparsity) of GPUs, by a part of their name; the first match
+#: counts (vendor datasheets: H100 SXM and H200 SXM 989.4, H100 NVL and H200 NVL 835.6, H100 PCIe 756.5, A100 312)
+BF16_PEAK_TFLOPS = (("H100 PCIe", 756.5), ("H100 NVL", 835.6), ("H200 NVL", 835.6), ("H100", 989.4),
+                    ("H200", 989.4), ("A100", 312.0))
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak of a GPU named ``device_name`` (``torch.cuda.get_device_name``), if known."""
+    return next((peak for part, peak in BF16_PEAK_TFLOPS if part in device_name), None)
+
+
+def count_flops(fn, *args, **kwargs) -> tuple[int, object]:
+    """``(FLOPs, result)`` of ``fn(*args, **kwargs)``: matrix products and convolutions, backward included."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        out = fn(*args, **kwargs)
+    return counter.get_total_flops(), out
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+def step_work(trainer, batch, seconds: float, batch_size: int, peak: float | None) -> dict:
+    """The dense work of one more training step (run eagerly: the counter does not see into compiled
+    graphs) and the rate ``seconds`` per step gives it."""
+    from i2i.engine import speed
+
+    if trainer.compiled:
+        speed.eager_networks(speed.networks(trainer.model, trainer.model.optim_groups()))
+    flops, _ = count_flops(trainer.train_step, batch)
+    achieved = flops / seconds / 1e12
+    out = {"flop_per_step": flops, "tflop_per_image": _sig(flops / 1e12 / batch_size),
+           "tflops_achieved": _sig(achieved)}
+    if peak:
+        out.update(peak_tflops=peak, fraction_of_peak=_sig(achieved / peak))
+    return out
+
+
 def cuda_peak(device) -> dict:
     import torch
 
@@ -86,6 +131,8 @@ def sync(device) -> None:
 
 
 def bench_training(name: str, args: argparse.Namespace, tmp: str) -> dict:
+    import torch
+
     from i2i.configure import load_config
     from i2i.engine.trainer import Trainer
 
@@ -124,11 +171,14 @@ def bench_training(name: str, args: argparse.Namespace, tmp: str) -> dict:
         step_only.append(end - start)
         last = end
     sec = statistics.median(total[args.warmup:])
+    step_sec = statistics.median(step_only[args.warmup:])
+    peak = args.peak_tflops or (bf16_peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None)
+    work = step_work(trainer, batch, step_sec, cfg.data.batch_size, peak)
     return {
         "sec_per_it": round(sec, 4),
         "iterations_per_s": round(1 / sec, 3),
         "images_per_s": round(cfg.data.batch_size / sec, 3),
-        "step_only_sec": round(statistics.median(step_only[args.warmup:]), 4),
+        "step_only_sec": round(step_sec, 4),
         "step_cpu_sec": round(statistics.median(cpu[args.warmup:]), 4),
         "loader_batches_per_s": round(loader_rate, 2),
         "loader_workers": cfg.data.num_workers,
@@ -139,6 +189,7 @@ def bench_training(name: str, args: argparse.Namespace, tmp: str) -> dict:
         "data": cfg.data.root,
         "compile_failed": bool(trainer.compiled and trainer.compiled["failed"]),
         **cuda_peak(device),
+        **work,
     }
 
 
@@ -249,6 +300,9 @@ def parser() -> argparse.ArgumentParser:
                    help="train.channels_last (default: the case's config)")
     p.add_argument("--compile", action="store_true", help="train.compile")
     p.add_argument("--compile-mode", default="default", help="train.compile_mode")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s, for fraction_of_peak (default on a GPU: its dense bf16 peak, "
+                        "where known)")
     p.add_argument("--translate", action="store_true", help="time i2i-translate against the network's forward rate")
     p.add_argument("--images", type=int, default=32, help="--translate: images translated")
     p.add_argument("--data", default="", help="data root for every case (default: each case's real data folder "
@@ -276,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         if value < least:
             print(f"error: {flag} must be >= {least}, got {value}", file=sys.stderr)
             return 2
+    if args.peak_tflops is not None and not args.peak_tflops > 0:
+        print(f"error: --peak-tflops must be > 0, got {args.peak_tflops}", file=sys.stderr)
+        return 2
     import torch
 
     report = {
