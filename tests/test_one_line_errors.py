@@ -48,7 +48,7 @@ def test_a_checkpoint_whose_config_does_not_fit_its_weights(tmp_path, ckpt, caps
     # a --set that changes the networks on resume: the same line, and no folder left behind
     edit(ckpt, lambda s: s["config"]["nets"]["G"].update(ngf=8))
     before = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert train_main(["--resume", str(ckpt), "--set", "nets.G.num_downs=6"]) == 1
+    assert train_main(["--resume", str(ckpt), "--set", "nets.G.num_downs=6", "data.load_size=64", "data.crop_size=64"]) == 1
     assert "unexpected (G." in one_error_line(capsys)
     # a value the network builder refuses is a config error
     assert train_main(["--resume", str(ckpt), "--set", "nets.G.num_downs=4"]) == 2

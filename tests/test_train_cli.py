@@ -220,6 +220,24 @@ def test_sample_grid_layout():
     assert (grid[:, 8:12, 2:7] == -1).all() and (grid[:, 0:2] == 1).all()
 
 
+@pytest.mark.parametrize("sets, message", [
+    (["data.crop_size=24", "data.load_size=24"],
+     "data.crop_size: 24 is not a multiple of 32, the size multiple of the AtoB generator; use 32"),
+    (["data.crop_size=40", "data.load_size=40"],
+     "data.crop_size: 40 is not a multiple of 32, the size multiple of the AtoB generator; use 32 or 64"),
+    (["data.kind=single"], "data.kind: pix2pix trains on images of two domains (unpaired, aligned or paired), not single"),
+    (["model=cyclegan", "data.kind=single", "nets.G.name=resnet_6blocks"],
+     "data.kind: cyclegan trains on images of two domains"),
+    (["model=unit", "data.kind=unpaired", "nets.D.name=multiscale"],
+     "nets.G.name: unit needs a coupled VAE generator (unit), not 'unet'"),
+])
+def test_config_that_fails_only_with_the_built_model_is_one_line_exit_2(tmp_path, capsys, sets, message):
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
+    assert not (tmp_path / "runs" / "tiny").exists()  # no run folder left
+
+
 def test_data_error_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):
     from i2i.data.io import write_image
 

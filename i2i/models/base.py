@@ -64,6 +64,8 @@ class Model(nn.Module):
     ema_group: str | None = None
     #: directions ``translate`` accepts (empty: the model samples instead)
     directions: tuple[str, ...] = ("AtoB",)
+    #: training batches hold images of both domains, A and B (``data.kind: single`` is refused)
+    two_domains: bool = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()

@@ -83,9 +83,6 @@ class CoGAN(AdversarialModel):
 
     @classmethod
     def check_config(cls, cfg, check_paths: bool = True) -> None:
-        if cfg.data.kind == "single":
-            raise ConfigError("data.kind: cogan trains on images of two domains (unpaired, aligned or paired), "
-                              "not single")
         g_size = _net_param(cfg.nets["G"], GENERATORS, "size")
         d_size = _net_param(cfg.nets["D"], DISCRIMINATORS, "size")
         if g_size is not None and d_size is not None and g_size != d_size:
