@@ -241,6 +241,17 @@ def test_i2i_sample_output_that_is_a_file(checkpoint, tmp_path, capsys):
     assert (tmp_path / "f").read_text() == "keep"
 
 
+def test_i2i_export_refuses_a_generator_of_latent_vectors(checkpoint, tmp_path, capsys):
+    from i2i.cli.export import main as export_main
+
+    out = tmp_path / "g.pt"
+    assert export_main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--output", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --checkpoint {checkpoint}: a cogan generator makes images from latent vectors; its translation "
+        "is an optimization, which i2i-export does not export")
+    assert not out.exists()
+
+
 def test_i2i_sample_refuses_a_translator_that_does_not_sample(tmp_path, capsys):
     tree = {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}},
             "data": {**DATA, "kind": "aligned", "load_size": 32, "crop_size": 32}}

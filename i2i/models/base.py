@@ -66,6 +66,8 @@ class Model(nn.Module):
     directions: tuple[str, ...] = ("AtoB",)
     #: training batches hold images of both domains, A and B (``data.kind: single`` is refused)
     two_domains: bool = True
+    #: ``generator(direction)`` maps images to images (``i2i-export`` writes it as a file)
+    exports_images: bool = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()

@@ -79,6 +79,7 @@ class CoGAN(AdversarialModel):
     }
     phase_order = ("D", "G")
     directions = ("AtoB", "BtoA")
+    exports_images = False  # its generators take latent vectors; translation inverts them
     d_loss_weight = 1.0  # the authors' code sums D's real and fake terms
 
     @classmethod
