@@ -143,3 +143,15 @@ def test_a_checkpoint_without_its_training_state(tmp_path, ckpt, capsys):
 def test_a_run_name_that_leaves_the_out_dir(tmp_path, capsys, name):
     assert train_main(["--config", str(tiny_config(tmp_path)), "--set", f"train.name={name}"]) == 2
     assert "must name a folder inside train.out_dir" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("field, value, what", [("ema", 5, "ema is int, expected dict"),
+                                                ("step", "abc", "step is str, expected int"),
+                                                ("rng", [1], "rng is list, expected dict")])
+def test_a_checkpoint_with_a_field_of_another_type(tmp_path, ckpt, capsys, field, value, what):
+    edit(ckpt, lambda s: s.update({field: value}))
+    capsys.readouterr()
+    assert translate(tmp_path, ckpt) == 1
+    assert one_error_line(capsys) == f"error: {ckpt}: not an i2i checkpoint ({what})"
+    assert train_main(["--resume", str(ckpt)]) == 1
+    assert one_error_line(capsys) == f"error: {ckpt}: not an i2i checkpoint ({what})"
