@@ -122,6 +122,7 @@ def test_translate_folder_of_odd_sized_images(tmp_path, model, direction, capsys
 
 
 def test_translate_errors_are_one_line(tmp_path, capsys):
+    write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
     assert translate_main(["--checkpoint", str(tmp_path / "nope.pt"), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err.strip() == f"error: checkpoint not found: {tmp_path / 'nope.pt'}"
     cfg = tiny_config(tmp_path)
