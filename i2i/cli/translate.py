@@ -235,8 +235,8 @@ def translate_folder(args: argparse.Namespace) -> int:
         print(f"gallery: {page}", file=sys.stderr)
     if failed:
         print(f"skipped {len(failed)} unreadable file(s):", file=sys.stderr)
-        for src, why in failed:
-            print(f"  {why}", file=sys.stderr)
+        for src, why in failed:  # a file name with a newline is quoted, so each file stays one line
+            print(f"  {why if why.isprintable() else repr(why)}", file=sys.stderr)
         return 1
     return 0
 
