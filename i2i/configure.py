@@ -56,12 +56,28 @@ def validate(cfg: Config, cls, check_paths: bool = True) -> None:
         check_net(f"nets.{role}", cfg.nets[role], registry)
     check_losses(cfg.losses)
     check_data_config(cfg.data, "data", check_paths)
+    if cls.two_domains and cfg.data.kind == "single":
+        raise ConfigError(f"data.kind: {cfg.model.name} trains on images of two domains (unpaired, aligned or paired), "
+                          "not single")
     if cfg.eval.every:
         from dataclasses import replace
 
         check_data_config(replace(cfg.data, root=cfg.eval.root), "eval", check_paths)
         check_metric_names(list(cfg.eval.metrics), "eval.metrics", cfg.eval.best)
     cls.check_config(cfg, check_paths)
+
+
+def check_model_fit(cfg: Config, model) -> None:
+    """Checks that need the built model: each generator takes the training crops (a multiple of its size
+    multiple; ``data.preprocess: none`` keeps the images' own sizes, which cannot be checked here)."""
+    if cfg.data.preprocess == "none":
+        return
+    for direction in model.directions:
+        multiple = model.size_multiple(direction)
+        if cfg.data.crop_size % multiple:
+            lower, upper = cfg.data.crop_size // multiple * multiple, -(-cfg.data.crop_size // multiple) * multiple
+            raise ConfigError(f"data.crop_size: {cfg.data.crop_size} is not a multiple of {multiple}, the size multiple "
+                              f"of the {direction} generator; use " + (f"{lower} or {upper}" if lower else f"{upper}"))
 
 
 def combine(tree: dict, overrides: Iterable[str]) -> dict:

@@ -204,6 +204,54 @@ def test_i2i_sample_writes_pairs_and_a_grid_and_never_overwrites(checkpoint, tmp
     assert capsys.readouterr().err.strip() == "error: --n must be >= 1, got 0"
 
 
+def test_i2i_sample_writes_each_chunk_before_drawing_the_next(checkpoint, tmp_path, monkeypatch):
+    import i2i.cli.sample as sample_cli
+    import i2i.data.io
+    from i2i.models.cogan import CoGAN
+
+    monkeypatch.setattr(sample_cli, "CHUNK", 2)
+    events = []
+    draw, write = CoGAN.sample, i2i.data.io.write_image
+    monkeypatch.setattr(CoGAN, "sample", lambda self, n, g=None: events.append(f"draw {n}") or draw(self, n, g))
+    monkeypatch.setattr(i2i.data.io, "write_image",
+                        lambda path, arr: events.append(Path(path).relative_to(out).as_posix()) or write(path, arr))
+    out = tmp_path / "many"
+    assert sample_main(["--checkpoint", str(checkpoint), "--n", "5", "--output", str(out)]) == 0
+    assert events == ["draw 2", "A/00000.png", "B/00000.png", "A/00001.png", "B/00001.png",
+                      "draw 2", "A/00002.png", "B/00002.png", "A/00003.png", "B/00003.png",
+                      "draw 1", "A/00004.png", "B/00004.png", "grid.png"]
+
+
+def test_i2i_sample_grid_holds_the_first_pairs_only(checkpoint, tmp_path, monkeypatch):
+    import i2i.cli.sample as sample_cli
+
+    monkeypatch.setattr(sample_cli, "CHUNK", 2)
+    monkeypatch.setattr(sample_cli, "GRID_PAIRS", 3)
+    out = tmp_path / "grid"
+    assert sample_main(["--checkpoint", str(checkpoint), "--n", "7", "--output", str(out)]) == 0
+    assert len(list((out / "B").iterdir())) == 7
+    # 3 pairs: 2 a row (ceil(sqrt(3))), 2 rows; 16 px images, 2 px gaps
+    assert read_image(out / "grid.png").shape == (2 + 2 * 18, 2 + 4 * 18, 3)
+
+
+def test_i2i_sample_output_that_is_a_file(checkpoint, tmp_path, capsys):
+    (tmp_path / "f").write_text("keep")
+    assert sample_main(["--checkpoint", str(checkpoint), "--n", "2", "--output", str(tmp_path / "f")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --output {tmp_path / 'f'}: is a file, not a folder"
+    assert (tmp_path / "f").read_text() == "keep"
+
+
+def test_i2i_export_refuses_a_generator_of_latent_vectors(checkpoint, tmp_path, capsys):
+    from i2i.cli.export import main as export_main
+
+    out = tmp_path / "g.pt"
+    assert export_main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--output", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --checkpoint {checkpoint}: a cogan generator makes images from latent vectors; its translation "
+        "is an optimization, which i2i-export does not export")
+    assert not out.exists()
+
+
 def test_i2i_sample_refuses_a_translator_that_does_not_sample(tmp_path, capsys):
     tree = {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}},
             "data": {**DATA, "kind": "aligned", "load_size": 32, "crop_size": 32}}

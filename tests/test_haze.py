@@ -156,3 +156,26 @@ def test_cli_unreadable_inputs_are_listed_and_exit_1(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped 2 unreadable input(s)" in err and "broken.png" in err and "is 4x4, image" in err
     assert sorted(p.name for p in (tmp_path / "out" / "hazy").iterdir()) == ["a_1.png"]
+
+
+def test_cli_interrupted_records_the_parameters_of_the_files_it_wrote(tmp_path, monkeypatch, capsys):
+    import i2i.data.io
+
+    src, out = _clear_dir(tmp_path / "in"), tmp_path / "out"
+    calls, write = [], i2i.data.io.write_image
+
+    def write_then_stop(path, arr):
+        if len(calls) == 4:  # clear/a, hazy/a_1, hazy/a_2, clear/b written; Ctrl-C before hazy/b_1
+            raise KeyboardInterrupt
+        calls.append(path)
+        write(path, arr)
+
+    monkeypatch.setattr(i2i.data.io, "write_image", write_then_stop)
+    args = ["--input", str(src), "--output", str(out), "--per-image", "2"]
+    assert main(args) == 130
+    assert sorted(_params(out)) == ["hazy/a_1.png", "hazy/a_2.png"]
+    monkeypatch.setattr(i2i.data.io, "write_image", write)
+    assert main(args) == 0  # the rerun keeps the files written and records only the new ones
+    assert sorted(_params(out)) == ["hazy/a_1.png", "hazy/a_2.png", "hazy/b_1.png", "hazy/b_2.png"]
+    assert main(args[:2] + ["--output", str(tmp_path / "whole"), "--per-image", "2"]) == 0
+    assert _params(out) == _params(tmp_path / "whole")  # as if never interrupted

@@ -1,5 +1,6 @@
 """Networks: architectures (parameter counts, shapes, receptive field), norms, init, builders."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -396,3 +397,29 @@ def test_state_dict_layout_of_published_networks():
     assert len(resnet) == 2 * (3 + 9 * 2 + 2 + 1)
     assert {"model.model.0.weight", "model.model.1.model.2.running_mean", "model.model.3.bias"} <= set(unet)
     assert {"model.0.weight", "model.2.weight", "model.3.running_var", "model.11.bias"} <= set(patch)
+
+
+@pytest.mark.parametrize("role, name, params, message", [
+    ("G", "unet", {"num_downs": 5, "ngf": 0}, "layer model.model.0.weight would have no weights (shape 0x3x4x4)"),
+    ("G", "resnet_6blocks", {"ngf": -2}, "negative dimension"),
+    ("D", "patchgan", {"ndf": 0}, "would have no weights"),
+    ("G", "unit", {"dim": -1}, "negative dimension"),
+    ("G", "physics_dehazer", {"patch": 4}, "an odd patch >= 1"),
+    ("G", "physics_dehazer", {"scale": 0}, "scale >= 1"),
+    ("G", "physics_dehazer", {"eps": 0.0}, "eps > 0"),
+])
+def test_widths_and_sizes_a_builder_cannot_use_are_config_errors(role, name, params, message):
+    from i2i.errors import ConfigError
+
+    build = build_generator if role == "G" else build_discriminator
+    channels = (3, 3) if role == "G" else (3,)
+    with pytest.raises(ConfigError) as err, warnings.catch_warnings():
+        warnings.simplefilter("error")  # the one line is all the user sees: no torch warning besides it
+        build(NetConfig(name=name, params=params), *channels)
+    assert str(err.value).startswith(f"network {name!r} (") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_physics_dehazer_radius_0_is_no_guided_filter():
+    net = build_generator(NetConfig(name="physics_dehazer", params={"radius": 0, "width": 4}), 3, 3)
+    assert net(torch.rand(1, 3, 16, 16) * 2 - 1).shape == (1, 3, 16, 16)

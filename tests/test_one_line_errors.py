@@ -48,7 +48,7 @@ def test_a_checkpoint_whose_config_does_not_fit_its_weights(tmp_path, ckpt, caps
     # a --set that changes the networks on resume: the same line, and no folder left behind
     edit(ckpt, lambda s: s["config"]["nets"]["G"].update(ngf=8))
     before = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert train_main(["--resume", str(ckpt), "--set", "nets.G.num_downs=6"]) == 1
+    assert train_main(["--resume", str(ckpt), "--set", "nets.G.num_downs=6", "data.load_size=64", "data.crop_size=64"]) == 1
     assert "unexpected (G." in one_error_line(capsys)
     # a value the network builder refuses is a config error
     assert train_main(["--resume", str(ckpt), "--set", "nets.G.num_downs=4"]) == 2
@@ -143,3 +143,15 @@ def test_a_checkpoint_without_its_training_state(tmp_path, ckpt, capsys):
 def test_a_run_name_that_leaves_the_out_dir(tmp_path, capsys, name):
     assert train_main(["--config", str(tiny_config(tmp_path)), "--set", f"train.name={name}"]) == 2
     assert "must name a folder inside train.out_dir" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("field, value, what", [("ema", 5, "ema is int, expected dict"),
+                                                ("step", "abc", "step is str, expected int"),
+                                                ("rng", [1], "rng is list, expected dict")])
+def test_a_checkpoint_with_a_field_of_another_type(tmp_path, ckpt, capsys, field, value, what):
+    edit(ckpt, lambda s: s.update({field: value}))
+    capsys.readouterr()
+    assert translate(tmp_path, ckpt) == 1
+    assert one_error_line(capsys) == f"error: {ckpt}: not an i2i checkpoint ({what})"
+    assert train_main(["--resume", str(ckpt)]) == 1
+    assert one_error_line(capsys) == f"error: {ckpt}: not an i2i checkpoint ({what})"

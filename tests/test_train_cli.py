@@ -122,6 +122,7 @@ def test_translate_folder_of_odd_sized_images(tmp_path, model, direction, capsys
 
 
 def test_translate_errors_are_one_line(tmp_path, capsys):
+    write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
     assert translate_main(["--checkpoint", str(tmp_path / "nope.pt"), "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err.strip() == f"error: checkpoint not found: {tmp_path / 'nope.pt'}"
     cfg = tiny_config(tmp_path)
@@ -218,6 +219,24 @@ def test_sample_grid_layout():
     assert grid.shape == (3, 2 + 2 * 6, 2 + 2 * 7)
     assert (grid[:, 2:6, 2:7] == 0).all() and (grid[:, 2:6, 9:14] == -1).all()
     assert (grid[:, 8:12, 2:7] == -1).all() and (grid[:, 0:2] == 1).all()
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["data.crop_size=24", "data.load_size=24"],
+     "data.crop_size: 24 is not a multiple of 32, the size multiple of the AtoB generator; use 32"),
+    (["data.crop_size=40", "data.load_size=40"],
+     "data.crop_size: 40 is not a multiple of 32, the size multiple of the AtoB generator; use 32 or 64"),
+    (["data.kind=single"], "data.kind: pix2pix trains on images of two domains (unpaired, aligned or paired), not single"),
+    (["model=cyclegan", "data.kind=single", "nets.G.name=resnet_6blocks"],
+     "data.kind: cyclegan trains on images of two domains"),
+    (["model=unit", "data.kind=unpaired", "nets.D.name=multiscale"],
+     "nets.G.name: unit needs a coupled VAE generator (unit), not 'unet'"),
+])
+def test_config_that_fails_only_with_the_built_model_is_one_line_exit_2(tmp_path, capsys, sets, message):
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
+    assert not (tmp_path / "runs" / "tiny").exists()  # no run folder left
 
 
 def test_data_error_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):

@@ -97,3 +97,24 @@ def test_output_that_is_a_file_is_one_line(tmp_path, capsys):
     assert dcp(tmp_path / "in", tmp_path / "file" / "sub") == 2
     assert "which is a file" in one_error_line(capsys)
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_a_folder_without_images_is_one_line_exit_1(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("not an image")
+    for folder in ("empty", "notes"):
+        assert dcp(tmp_path / folder, tmp_path / "out") == 1
+        assert one_error_line(capsys) == (f"error: --input {tmp_path / folder}: no images in this folder "
+                                          "(looked for .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_file_whose_name_holds_a_newline_is_listed_on_one_line(tmp_path, capsys):
+    make_inputs(tmp_path / "in", ["good.png"])
+    (tmp_path / "in" / "bad\nname.png").write_bytes(b"not an image")
+    assert dcp(tmp_path / "in", tmp_path / "out") == 1
+    err = capsys.readouterr().err.splitlines()
+    listed = err[err.index("skipped 1 unreadable file(s):") + 1:]
+    bad = f"{tmp_path / 'in' / 'bad'}\nname.png"
+    assert listed == ["  " + repr(f"cannot read image {bad}: not a valid or supported image file")]

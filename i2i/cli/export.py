@@ -102,6 +102,9 @@ def export(args: argparse.Namespace) -> int:
         gen = translator.model.generator(args.direction)
     except ValueError as exc:
         raise ConfigError(f"--direction {args.direction}: {exc}") from None
+    if not translator.model.exports_images:
+        raise ConfigError(f"--checkpoint {args.checkpoint}: a {translator.cfg.model.name} generator makes images from "
+                          "latent vectors; its translation is an optimization, which i2i-export does not export")
     gen = copy.deepcopy(gen).eval().requires_grad_(False)
     c_in, c_out = translator.channels(args.direction)
     multiple = int(getattr(gen, "size_multiple", 1))

@@ -152,40 +152,42 @@ def make_haze(args: argparse.Namespace) -> int:
     failed: list[str] = []
     rows: dict[str, dict] = {}
     written = kept = 0
-    for src, rel in tqdm(jobs, desc="make-haze", unit="img", dynamic_ncols=True):
-        key = _key(rel)
-        rng = np.random.default_rng([args.seed, zlib.crc32(key.encode())])
-        params = sample_parameters(rng, beta, airlight, args.per_image)
-        clear_dst = out_root / "clear" / f"{key}.png"
-        hazy_dst = [out_root / "hazy" / f"{key}_{k}.png" for k in range(1, args.per_image + 1)]
-        todo = [p for p in [clear_dst, *hazy_dst] if args.overwrite or not p.exists()]
-        kept += args.per_image + 1 - len(todo)
-        if not todo:
-            continue
-        try:
-            clear = read_image(src, 3)
-            depth = _read_depth(depths[key]) if key in depths else None
-            if depth is not None and depth.shape != clear.shape[:2]:
-                raise DataError(f"depth map {depths[key]} is {depth.shape[0]}x{depth.shape[1]}, "
-                                f"image {src} is {clear.shape[0]}x{clear.shape[1]}")
-        except DataError as exc:
-            failed.append(str(exc))
-            continue
-        if clear_dst in todo:
-            write_image(clear_dst, clear)
-            written += 1
-        for dst, (b_k, a_k) in zip(hazy_dst, params):
-            if dst in todo:
-                write_image(dst, hazy_uint8(clear, depth, b_k, a_k))
+    try:  # the rows of the files written so far are recorded even if this run is interrupted
+        for src, rel in tqdm(jobs, desc="make-haze", unit="img", dynamic_ncols=True):
+            key = _key(rel)
+            rng = np.random.default_rng([args.seed, zlib.crc32(key.encode())])
+            params = sample_parameters(rng, beta, airlight, args.per_image)
+            clear_dst = out_root / "clear" / f"{key}.png"
+            hazy_dst = [out_root / "hazy" / f"{key}_{k}.png" for k in range(1, args.per_image + 1)]
+            todo = [p for p in [clear_dst, *hazy_dst] if args.overwrite or not p.exists()]
+            kept += args.per_image + 1 - len(todo)
+            if not todo:
+                continue
+            try:
+                clear = read_image(src, 3)
+                depth = _read_depth(depths[key]) if key in depths else None
+                if depth is not None and depth.shape != clear.shape[:2]:
+                    raise DataError(f"depth map {depths[key]} is {depth.shape[0]}x{depth.shape[1]}, "
+                                    f"image {src} is {clear.shape[0]}x{clear.shape[1]}")
+            except DataError as exc:
+                failed.append(str(exc))
+                continue
+            if clear_dst in todo:
+                write_image(clear_dst, clear)
                 written += 1
-                rows[dst.relative_to(out_root).as_posix()] = {
-                    "hazy": dst.relative_to(out_root).as_posix(),
-                    "clear": clear_dst.relative_to(out_root).as_posix(),
-                    "beta": f"{b_k:.6f}", "airlight": f"{a_k:.6f}",
-                    "depth": str(depths[key]) if key in depths else "gradient",
-                }
-    if rows:
-        _write_params(out_root / PARAMS_FILE, rows)
+            for dst, (b_k, a_k) in zip(hazy_dst, params):
+                if dst in todo:
+                    write_image(dst, hazy_uint8(clear, depth, b_k, a_k))
+                    written += 1
+                    rows[dst.relative_to(out_root).as_posix()] = {
+                        "hazy": dst.relative_to(out_root).as_posix(),
+                        "clear": clear_dst.relative_to(out_root).as_posix(),
+                        "beta": f"{b_k:.6f}", "airlight": f"{a_k:.6f}",
+                        "depth": str(depths[key]) if key in depths else "gradient",
+                    }
+    finally:
+        if rows:
+            _write_params(out_root / PARAMS_FILE, rows)
     print(f"wrote {written} file(s) into {out_root}" + (f", kept {kept} existing (use --overwrite)" if kept else ""),
           file=sys.stderr)
     if failed:

@@ -2,13 +2,16 @@
 
 Writes ``OUTPUT/A/00000.png ...`` and ``OUTPUT/B/00000.png ...`` (the files of one
 name come from the same latent vector, so they form a pair) and ``OUTPUT/grid.png``
-(rows of A | B pairs).  Every file is written atomically; existing files are never
-replaced unless ``--overwrite``: without it the command writes nothing and says so.
+(rows of A | B pairs: the first :data:`GRID_PAIRS`).  Pairs are written as they are
+generated, :data:`CHUNK` at a time, so memory does not grow with ``--n``.  Every file is
+written atomically; existing files are never replaced unless ``--overwrite``: without it
+the command writes nothing and says so.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from ..errors import I2IError
 from .common import add_debug, add_import, run
 
 CHUNK = 64  #: pairs generated per forward pass
+GRID_PAIRS = 64  #: pairs shown in grid.png
 
 
 class UsageError(I2IError):
@@ -50,35 +54,51 @@ def pair_grid(images_a: torch.Tensor, images_b: torch.Tensor, per_row: int) -> t
     return image_grid([cells[i: i + 2 * per_row] for i in range(0, len(cells), 2 * per_row)])
 
 
+def _name(i: int) -> str:
+    return f"{i:05d}.png"
+
+
+def existing_outputs(out: Path, n: int) -> list[Path]:
+    """The output files of ``n`` pairs that exist already (found by listing ``out``, not by name: ``n`` may be large)."""
+    found = [out / "grid.png"] if (out / "grid.png").exists() else []
+    for side in ("A", "B"):
+        folder = out / side
+        if folder.is_dir():
+            found += sorted(p for p in folder.iterdir()
+                            if re.fullmatch(r"\d{5,}\.png", p.name) and int(p.stem) < n and p.name == _name(int(p.stem)))
+    return sorted(found)
+
+
 def sample(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import tensor_to_image, write_image
+    from .paths import check_output_dir
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
-    out = Path(args.output)
-    names = [f"{i:05d}.png" for i in range(args.n)]
-    targets = [out / side / name for name in names for side in ("A", "B")] + [out / "grid.png"]
-    existing = [p for p in targets if p.exists()]
+    out = check_output_dir(args.output, "--output")
+    existing = existing_outputs(out, args.n)
     if existing and not args.overwrite:
         raise UsageError(f"{existing[0]} exists ({len(existing)} output file(s) do): use --overwrite or another --output")
     translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
     model = translator.model
     generator = torch.Generator().manual_seed(args.seed)
-    images_a, images_b = [], []
+    grid_a, grid_b = [], []
     for start in range(0, args.n, CHUNK):
         try:
             a, b = model.sample(min(CHUNK, args.n - start), generator)
         except NotImplementedError:
             raise UsageError(f"--checkpoint {args.checkpoint}: a {model.settings.name} checkpoint translates images "
                              "and does not sample from noise (use i2i-translate)") from None
-        images_a.append(a.clamp(-1, 1).cpu())
-        images_b.append(b.clamp(-1, 1).cpu())
-    images_a, images_b = torch.cat(images_a), torch.cat(images_b)
-    for name, a, b in zip(names, images_a, images_b):
-        write_image(out / "A" / name, tensor_to_image(a))
-        write_image(out / "B" / name, tensor_to_image(b))
-    write_image(out / "grid.png", tensor_to_image(pair_grid(images_a, images_b, math.ceil(math.sqrt(args.n)))))
+        a, b = a.clamp(-1, 1).cpu(), b.clamp(-1, 1).cpu()
+        for i, (image_a, image_b) in enumerate(zip(a, b), start):
+            write_image(out / "A" / _name(i), tensor_to_image(image_a))
+            write_image(out / "B" / _name(i), tensor_to_image(image_b))
+        if start < GRID_PAIRS:
+            grid_a.append(a[: GRID_PAIRS - start])
+            grid_b.append(b[: GRID_PAIRS - start])
+    shown = min(args.n, GRID_PAIRS)
+    write_image(out / "grid.png", tensor_to_image(pair_grid(torch.cat(grid_a), torch.cat(grid_b), math.ceil(math.sqrt(shown)))))
     print(f"wrote {args.n} pair(s) into {out}/A and {out}/B, grid: {out / 'grid.png'}", file=sys.stderr)
     return 0
 

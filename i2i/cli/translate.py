@@ -108,6 +108,9 @@ def _inputs(path: Path, out_root: Path) -> list[tuple[Path, Path]]:
                 print(f"note: --output {out_root} lies inside --input {path}: its {len(found) - len(kept)} image(s) "
                       "are not read as inputs", file=sys.stderr)
             found = kept
+        if not found:
+            raise DataError(f"--input {path}: no images in this folder (looked for "
+                            f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
         return [(p, p.relative_to(path)) for p in found]
     raise I2IError(f"--input not found: {path}")
 
@@ -232,8 +235,8 @@ def translate_folder(args: argparse.Namespace) -> int:
         print(f"gallery: {page}", file=sys.stderr)
     if failed:
         print(f"skipped {len(failed)} unreadable file(s):", file=sys.stderr)
-        for src, why in failed:
-            print(f"  {why}", file=sys.stderr)
+        for src, why in failed:  # a file name with a newline is quoted, so each file stays one line
+            print(f"  {why if why.isprintable() else repr(why)}", file=sys.stderr)
         return 1
     return 0
 

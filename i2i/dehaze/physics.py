@@ -39,6 +39,9 @@ class PhysicsDehazer(nn.Module):
         super().__init__()
         if in_channels != 3 or out_channels != 3:
             raise ValueError("the physics dehazer works on RGB images (in_channels = out_channels = 3)")
+        if scale < 1 or patch < 1 or patch % 2 == 0 or radius < 0 or (radius and not eps > 0):
+            raise ValueError(f"needs scale >= 1, an odd patch >= 1, radius >= 0 (0: no guided filter) and eps > 0; "
+                             f"got scale {scale}, patch {patch}, radius {radius}, eps {eps}")
         self.scale, self.patch, self.omega, self.radius, self.eps, self.t_min = scale, patch, omega, radius, eps, t_min
         w = width
         self.down = nn.Sequential(*_conv(5, w), *_conv(w, 2 * w, 2), *_conv(2 * w, 2 * w), *_conv(2 * w, 4 * w, 2),

@@ -21,6 +21,9 @@ from ..utils import atomic_path
 
 FORMAT = 2  #: 2: the translator contract v2 config (1: i2i 0.1, upgraded on load)
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+#: the type of each field a checkpoint may hold (a file that loads but holds another is damaged or not one)
+_FIELDS = {"step": int, "epoch": int, "batch_in_epoch": int, "ema": dict, "optimizers": dict, "schedulers": dict,
+           "scaler": dict, "loss_state": dict, "rng": dict}
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -78,6 +81,10 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path}: not an i2i checkpoint (no model/config)")
     check_version(path, state)
+    for key, kind in _FIELDS.items():
+        if key in state and (not isinstance(state[key], kind) or isinstance(state[key], bool)):
+            raise CheckpointError(f"{path}: not an i2i checkpoint ({key} is {type(state[key]).__name__}, "
+                                  f"expected {kind.__name__})")
     for part in ("model", "ema"):
         for name, value in (state.get(part) or {}).items():
             if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):

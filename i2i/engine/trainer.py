@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import Config, to_dict
+from ..configure import check_model_fit
 from ..data import build_dataset, build_loader
 from ..data.skipping import SkipUnreadable, one_line, skipped
 from ..errors import CheckpointError, DataError
@@ -69,6 +70,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.sampler) / cfg.data.batch_size)
 
         self.model = build_model(cfg).to(self.device)
+        check_model_fit(cfg, self.model)
         if cfg.train.sync_bn and self.dist.enabled:
             self.model = convert_sync_batchnorm(self.model)
         dist.broadcast_module(self.model)

@@ -64,6 +64,10 @@ class Model(nn.Module):
     ema_group: str | None = None
     #: directions ``translate`` accepts (empty: the model samples instead)
     directions: tuple[str, ...] = ("AtoB",)
+    #: training batches hold images of both domains, A and B (``data.kind: single`` is refused)
+    two_domains: bool = True
+    #: ``generator(direction)`` maps images to images (``i2i-export`` writes it as a file)
+    exports_images: bool = True
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()

@@ -79,13 +79,11 @@ class CoGAN(AdversarialModel):
     }
     phase_order = ("D", "G")
     directions = ("AtoB", "BtoA")
+    exports_images = False  # its generators take latent vectors; translation inverts them
     d_loss_weight = 1.0  # the authors' code sums D's real and fake terms
 
     @classmethod
     def check_config(cls, cfg, check_paths: bool = True) -> None:
-        if cfg.data.kind == "single":
-            raise ConfigError("data.kind: cogan trains on images of two domains (unpaired, aligned or paired), "
-                              "not single")
         g_size = _net_param(cfg.nets["G"], GENERATORS, "size")
         d_size = _net_param(cfg.nets["D"], DISCRIMINATORS, "size")
         if g_size is not None and d_size is not None and g_size != d_size:

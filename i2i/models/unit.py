@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import ModelSettings, rule
+from ..errors import ConfigError
 from ..losses import PerceptualLoss, kl_unit_variance
 from ..nn import build_discriminator, build_generator
 from ..registry import DISCRIMINATORS, GENERATORS, MODELS
@@ -78,7 +79,7 @@ class UNIT(AdversarialModel):
         c_a, c_b = cfg.data.in_channels, cfg.data.out_channels
         self.G = build_generator(cfg.nets["G"], c_a, c_b)
         if not all(hasattr(self.G, m) for m in ("encode", "decode")):
-            raise ValueError(f"unit needs a coupled VAE generator (nets.G.name: unit), got {cfg.nets['G'].name!r}")
+            raise ConfigError(f"nets.G.name: unit needs a coupled VAE generator (unit), not {cfg.nets['G'].name!r}")
         self.D_A = build_discriminator(cfg.nets["D"], c_a)  # real A vs G_a(h_b + n)
         self.D_B = build_discriminator(cfg.nets["D"], c_b)  # real B vs G_b(h_a + n)
         scales = len(getattr(self.D_A, "scales", [None]))

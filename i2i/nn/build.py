@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 
 from torch import nn
 
@@ -27,6 +28,26 @@ def check_net(path: str, cfg: NetConfig, registry: Registry) -> None:
     norm = cfg.params.get("norm")
     if norm is not None and norm not in NORMS:
         raise ConfigError(f"{path}.norm: {norm!r} is not one of {', '.join(NORMS)}")
+    for key, value in cfg.params.items():
+        if key in params:
+            _check_type(f"{path}.{key}", value, params[key].default)
+
+
+def _check_type(path: str, value, default) -> None:
+    """A value of the kind of the builder's default: a bool for a bool, a number for a number (an int for an
+    int; lists are left to the builder, which may take one in place of a number)."""
+    if isinstance(default, bool) or isinstance(value, (list, tuple)) or default is None:
+        ok = not isinstance(default, bool) or isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{path}: expected {type(default).__name__}, got {type(value).__name__} {value!r}")
 
 
 def _channel_kwargs(builder, **channels: int) -> dict[str, int]:
@@ -40,10 +61,14 @@ def _channel_kwargs(builder, **channels: int) -> dict[str, int]:
 def _build(registry: Registry, cfg: NetConfig, **channels: int) -> nn.Module:
     builder = registry.get(cfg.name)
     try:
-        net = builder(**_channel_kwargs(builder, **channels), **cfg.params)
-    except (ValueError, TypeError) as exc:  # a value the builder refuses: the config's to fix
-        given = ", ".join(f"{k}={v!r}" for k, v in cfg.params.items())
-        raise ConfigError(f"network {cfg.name!r}" + (f" ({given})" if given else "") + f": {exc}") from exc
+        with warnings.catch_warnings():  # a width of 0 is refused below, in one line
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            net = builder(**_channel_kwargs(builder, **channels), **cfg.params)
+    except (ValueError, TypeError, RuntimeError) as exc:  # a value the builder refuses (torch: a negative width)
+        raise _refused(cfg, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from exc
+    empty = next((name for name, p in net.named_parameters() if p.numel() == 0), None)
+    if empty is not None:  # a width of 0: the net builds, but no forward pass runs
+        raise _refused(cfg, f"layer {empty} would have no weights (shape {'x'.join(map(str, net.get_parameter(empty).shape))})")
     # init first, so spectral norm's power iteration starts from the final weights
     init_weights(net, cfg.init, cfg.init_gain)
     if callable(getattr(net, "after_init", None)):  # a net whose starting point matters sets it again
@@ -51,6 +76,11 @@ def _build(registry: Registry, cfg: NetConfig, **channels: int) -> nn.Module:
     if cfg.spectral_norm:
         apply_spectral_norm(net)
     return net
+
+
+def _refused(cfg: NetConfig, why: str) -> ConfigError:
+    given = ", ".join(f"{k}={v!r}" for k, v in cfg.params.items())
+    return ConfigError(f"network {cfg.name!r}" + (f" ({given})" if given else "") + f": {why}")
 
 
 def build_generator(cfg: NetConfig, in_channels: int, out_channels: int) -> nn.Module:
