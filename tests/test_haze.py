@@ -119,7 +119,8 @@ def test_cli_is_seeded_keeps_existing_files_and_overwrites_on_request(tmp_path, 
     (["--beta", "-1"], "--beta -1 -1: values must be >= 0"),
     (["--airlight", "0.5", "1.2"], r"--airlight 0.5 1.2: values must be \[0, 1\]"),
     (["--airlight", "0.1", "0.2", "0.3"], "one value or a range"),
-    (["--per-image", "0"], "--per-image must be >= 1"),
+    (["--per-image", "0"], "--per-image must be 1 to 1000, got 0"),
+    (["--per-image", "100000000"], "--per-image must be 1 to 1000, got 100000000"),  # memory holds its paths
 ])
 def test_cli_bad_arguments_exit_2(tmp_path, capsys, extra, message):
     src = _clear_dir(tmp_path / "in")

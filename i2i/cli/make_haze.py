@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError
 from .common import add_debug, run
 
 PARAMS_FILE = "haze.csv"
+MAX_PER_IMAGE = 1000  #: hazy versions per clear image at most (each image's are planned in memory at once)
 _FIELDS = ["hazy", "clear", "beta", "airlight", "depth"]
 
 
@@ -43,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
                    help="scattering coefficient: a value or a range LOW HIGH (default 0.6 1.8)")
     p.add_argument("--airlight", type=float, nargs="+", default=[0.7, 1.0], metavar="A",
                    help="airlight gray level in [0, 1]: a value or a range LOW HIGH (default 0.7 1.0)")
-    p.add_argument("--per-image", type=int, default=5, metavar="N", help="hazy versions per clear image (default 5)")
+    p.add_argument("--per-image", type=int, default=5, metavar="N",
+                   help=f"hazy versions per clear image, 1 to {MAX_PER_IMAGE} (default 5)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the beta and airlight draws")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_debug(p)
@@ -138,8 +140,8 @@ def make_haze(args: argparse.Namespace) -> int:
 
     beta = _range(args.beta, "--beta", 0.0, None)
     airlight = _range(args.airlight, "--airlight", 0.0, 1.0)
-    if args.per_image < 1:
-        raise ConfigError(f"--per-image must be >= 1, got {args.per_image}")
+    if not 1 <= args.per_image <= MAX_PER_IMAGE:
+        raise ConfigError(f"--per-image must be 1 to {MAX_PER_IMAGE}, got {args.per_image}")
     from .paths import check_output_dir
 
     src_root, out_root = Path(args.input), check_output_dir(args.output, "--output")
