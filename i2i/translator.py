@@ -50,7 +50,10 @@ class Translator:
             raise ConfigError(f"weights: {weights!r} is not one of ema, raw")
         device = select_device(str(device) if device else "auto", key="device")
         path, state = open_checkpoint(path)
-        cfg = config_of_checkpoint(state, check_paths=False)
+        try:
+            cfg = config_of_checkpoint(state, check_paths=False)
+        except ConfigError as exc:  # the file's fault, not the command line's
+            raise CheckpointError(f"{path}: the config saved in it is not valid: {exc}") from None
         model = build_model(cfg)
         values = dict(state["model"])
         if weights == "ema" and state.get("ema"):

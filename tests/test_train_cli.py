@@ -135,6 +135,22 @@ def test_translate_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and "pix2pix translates AtoB only, not BtoA" in capsys.readouterr().err
 
 
+def test_translate_a_checkpoint_with_a_bad_saved_config_names_the_file(tmp_path, capsys):
+    write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", "train.max_steps=1"]) == 0
+    ckpt = sorted((tmp_path / "runs" / "pix2pix" / "checkpoints").glob("step_*.pt"))[-1]
+    state = torch.load(ckpt, weights_only=True)
+    state["config"]["nets"]["G"]["ngf"] = "x"
+    bad = tmp_path / "bad.pt"
+    torch.save(state, bad)
+    capsys.readouterr()
+    code = translate_main(["--checkpoint", str(bad), "--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"error: {bad}: the config saved in it is not valid: nets.G.ngf: expected int")
+    assert not (tmp_path / "o").exists()
+
+
 def test_translator_accepts_numpy_pil_and_tensors(tmp_path):
     from PIL import Image
 
