@@ -149,6 +149,11 @@ def test_translate_a_checkpoint_with_a_bad_saved_config_names_the_file(tmp_path,
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"error: {bad}: the config saved in it is not valid: nets.G.ngf: expected int")
     assert not (tmp_path / "o").exists()
+    assert train_main(["--resume", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {bad}: the config saved in it is not valid: nets.G.ngf")
+    assert train_main(["--resume", str(bad), "--set", "nets.G.ngf=y"]) == 1  # a --set that does not mend it
+    assert capsys.readouterr().err.startswith(f"error: {bad}: the config saved in it is not valid")
 
 
 def test_translator_accepts_numpy_pil_and_tensors(tmp_path):

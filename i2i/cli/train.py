@@ -73,7 +73,14 @@ def train(args: argparse.Namespace) -> int:
     point = None
     if args.resume:
         point = open_resume_point(args.resume)
-        cfg = config_of_checkpoint(point.state, args.set)
+        try:
+            cfg = config_of_checkpoint(point.state, args.set)
+        except ConfigError as exc:
+            try:  # the saved config itself is broken (not a moved data folder or a --set): the file's fault
+                config_of_checkpoint(point.state, check_paths=False)
+            except ConfigError:
+                raise CheckpointError(f"{point.checkpoint}: the config saved in it is not valid: {exc}") from None
+            raise
         run_dir, new = _resume_dir(point, cfg)
     elif args.config:
         cfg = load_config(args.config, args.set)
