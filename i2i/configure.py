@@ -9,6 +9,7 @@ builders and norms (:mod:`i2i.nn`), GAN objectives and penalties
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -69,12 +70,16 @@ def validate(cfg: Config, cls, check_paths: bool = True) -> None:
 
 def check_model_fit(cfg: Config, model) -> None:
     """Checks that need the built model: each generator takes the training crops (a multiple of its size
-    multiple; ``data.preprocess: none`` keeps the images' own sizes, which cannot be checked here)."""
-    if cfg.data.preprocess == "none":
-        return
+    multiple), or with ``data.preprocess: none`` the sizes images are rounded to (``data.size_multiple``)."""
     for direction in model.directions:
         multiple = model.size_multiple(direction)
-        if cfg.data.crop_size % multiple:
+        if cfg.data.preprocess == "none":
+            if cfg.data.size_multiple % multiple:
+                need = math.lcm(cfg.data.size_multiple, multiple)
+                raise ConfigError(f"data.size_multiple: {cfg.data.size_multiple} is not a multiple of {multiple}, the "
+                                  f"size multiple of the {direction} generator (data.preprocess: none rounds each "
+                                  f"image's sizes to it); use {need}")
+        elif cfg.data.crop_size % multiple:
             lower, upper = cfg.data.crop_size // multiple * multiple, -(-cfg.data.crop_size // multiple) * multiple
             raise ConfigError(f"data.crop_size: {cfg.data.crop_size} is not a multiple of {multiple}, the size multiple "
                               f"of the {direction} generator; use " + (f"{lower} or {upper}" if lower else f"{upper}"))

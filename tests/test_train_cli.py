@@ -247,6 +247,11 @@ def test_sample_grid_layout():
      "data.crop_size: 24 is not a multiple of 32, the size multiple of the AtoB generator; use 32"),
     (["data.crop_size=40", "data.load_size=40"],
      "data.crop_size: 40 is not a multiple of 32, the size multiple of the AtoB generator; use 32 or 64"),
+    (["data.preprocess=none"], "data.size_multiple: 4 is not a multiple of 32, the size multiple of the AtoB generator "
+                               "(data.preprocess: none rounds each image's sizes to it); use 32"),
+    (["data.preprocess=none", "data.size_multiple=48"], "data.size_multiple: 48 is not a multiple of 32, the size "
+                                                        "multiple of the AtoB generator (data.preprocess: none rounds "
+                                                        "each image's sizes to it); use 96"),
     (["data.kind=single"], "data.kind: pix2pix trains on images of two domains (unpaired, aligned or paired), not single"),
     (["model=cyclegan", "data.kind=single", "nets.G.name=resnet_6blocks"],
      "data.kind: cyclegan trains on images of two domains"),
@@ -258,6 +263,17 @@ def test_config_that_fails_only_with_the_built_model_is_one_line_exit_2(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
     assert not (tmp_path / "runs" / "tiny").exists()  # no run folder left
+
+
+def test_preprocess_none_trains_at_the_images_sizes_rounded_to_the_generators_multiple(tmp_path):
+    from i2i.data.io import write_image
+
+    for i in range(2):  # 40 x 72 px pairs: rounded to 32 x 64 for a generator of multiple 32
+        write_image(tmp_path / "odd" / "train" / f"{i}.png", np.full((40, 144, 3), 60 * i, np.uint8))
+    sets = ["data.preprocess=none", "data.size_multiple=32", f"data.root={tmp_path / 'odd'}", "train.max_steps=1",
+            "data.num_workers=0"]
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", *sets]) == 0
+    assert load_checkpoint(tmp_path / "runs" / "pix2pix")["step"] == 1
 
 
 def test_data_error_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):

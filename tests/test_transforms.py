@@ -112,6 +112,14 @@ def test_b_of_other_size_is_resized_to_a():
     assert a.shape == b.shape == (16, 20, 3)
 
 
+def test_preprocess_none_rounds_sizes_to_the_size_multiple():
+    t = build_transform(_cfg(preprocess="none", size_multiple=16), train=False)
+    a, b = t(np.zeros((23, 41, 3), np.uint8), np.zeros((23, 41, 3), np.uint8))
+    assert a.shape == b.shape == (16, 48, 3)  # 23 / 16 = 1.4 -> 16; 41 / 16 = 2.6 -> 48
+    assert t(np.zeros((5, 90, 3), np.uint8))[0].shape == (16, 96, 3)  # never below one multiple
+    assert build_transform(_cfg(preprocess="none"), train=False)(np.zeros((23, 41, 3), np.uint8))[0].shape == (24, 40, 3)
+
+
 def test_image_smaller_than_crop_is_an_error():
     t = build_transform(_cfg(preprocess="crop", crop_size=32), train=True)
     with pytest.raises(DataError, match="smaller than crop_size 32"):

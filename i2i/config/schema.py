@@ -93,6 +93,9 @@ class DataConfig:
     preprocess: str = rule("resize_and_crop", choices=("resize_and_crop", "scale_width", "crop", "none"))
     load_size: int = rule(286, gt=0)  #: resize to this size before cropping
     crop_size: int = rule(256, gt=0)  #: random crop size (train) / centre size (test)
+    #: preprocess none: each image's height and width are rounded to a multiple of this (a multiple of
+    #: the generator's size multiple: 256 for unet_256)
+    size_multiple: int = rule(4, gt=0)
     no_flip: bool = False  #: disable random horizontal flips
     batch_size: int = rule(1, gt=0)
     num_workers: int = rule(2, ge=0)  #: DataLoader worker processes (0 = load in the main process)

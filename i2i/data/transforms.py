@@ -6,7 +6,8 @@ Presets (``data.preprocess``), as in the pix2pix/CycleGAN papers' code:
 * ``scale_width``: resize the width to ``load_size`` keeping the aspect ratio (height at
   least ``crop_size``), then crop ``crop_size x crop_size``;
 * ``crop``: crop ``crop_size x crop_size`` from the image as it is;
-* ``none``: no crop; height and width are resized to the nearest multiple of 4.
+* ``none``: no crop; height and width are resized to the nearest multiple of
+  ``size_multiple`` (4 by default; a generator may need more: 256 for ``unet_256``).
 
 Training crops are random and images are flipped horizontally with p = 0.5 (unless
 ``no_flip``); evaluation (``train=False``) uses centre crops and no flip.  An image
@@ -42,24 +43,26 @@ def resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     return out.reshape(height, width, -1) if arr.ndim == 3 else out
 
 
-def _target_size(preset: str, h: int, w: int, load: int, crop: int) -> tuple[int, int]:
+def _target_size(preset: str, h: int, w: int, load: int, crop: int, multiple: int = 4) -> tuple[int, int]:
     """(height, width) after the deterministic resize step of ``preset``."""
     if preset == "resize_and_crop":
         return load, load
     if preset == "scale_width":
         return int(max(load * h / w, crop)), load
     if preset == "none":
-        return max(4, int(round(h / 4)) * 4), max(4, int(round(w / 4)) * 4)
+        return max(multiple, int(round(h / multiple)) * multiple), max(multiple, int(round(w / multiple)) * multiple)
     return h, w
 
 
 class PairTransform:
     """Callable ``(a, b=None) -> (a', b')``; ``b'`` is ``None`` when ``b`` is not given."""
 
-    def __init__(self, preprocess: str, load_size: int, crop_size: int, flip: bool, train: bool) -> None:
+    def __init__(self, preprocess: str, load_size: int, crop_size: int, flip: bool, train: bool,
+                 size_multiple: int = 4) -> None:
         if preprocess not in PRESETS:
             raise DataError(f"data.preprocess: unknown preset {preprocess!r}; known: {', '.join(PRESETS)}")
         self.preprocess, self.load_size, self.crop_size, self.train = preprocess, load_size, crop_size, train
+        self.size_multiple = size_multiple
         self.crops = preprocess != "none"
         ops: list = []
         if self.crops:
@@ -74,7 +77,7 @@ class PairTransform:
         h, w = a.shape[:2]
         if b is not None and b.shape[:2] != (h, w):
             b = resize(b, w, h)
-        th, tw = _target_size(self.preprocess, h, w, self.load_size, self.crop_size)
+        th, tw = _target_size(self.preprocess, h, w, self.load_size, self.crop_size, self.size_multiple)
         if self.crops and (th < self.crop_size or tw < self.crop_size):
             raise DataError(
                 f"image of {w}x{h} px is smaller than crop_size {self.crop_size} after preprocess "
@@ -95,4 +98,4 @@ def _keep_channels(out: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def build_transform(cfg: DataConfig, train: bool) -> Callable[..., tuple[np.ndarray, np.ndarray | None]]:
     """The paired transform of ``cfg.preprocess`` for training (random) or evaluation (deterministic)."""
-    return PairTransform(cfg.preprocess, cfg.load_size, cfg.crop_size, not cfg.no_flip, train)
+    return PairTransform(cfg.preprocess, cfg.load_size, cfg.crop_size, not cfg.no_flip, train, cfg.size_multiple)
