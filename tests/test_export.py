@@ -100,3 +100,17 @@ def test_a_generator_whose_export_holds_only_at_the_traced_size_is_refused(tmp_p
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "differs from PyTorch" in err and "nothing written" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_translator_by_latent_inversion_is_refused_in_one_line(tmp_path, capsys, fmt):
+    # CoGAN's generators take latent vectors; its translation is an optimization per image, not a network
+    cfg = build_config({"model": "cogan", "nets": {"G": {"size": 16, "ngf": 4}, "D": {"size": 16, "ndf": 4}},
+                        "data": {"kind": "unpaired", "root": "builtin:shapes", "load_size": 16, "crop_size": 16}})
+    ckpt = tmp_path / "step_1.pt"
+    save_checkpoint({"config": to_dict(cfg), "model": build_model(cfg).state_dict(), "step": 1}, ckpt)
+    out = tmp_path / f"gen.{fmt}"
+    assert main(["--checkpoint", str(ckpt), "--format", fmt, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "latent inversion" in err, err
+    assert not out.exists()

@@ -107,6 +107,10 @@ def export(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise ConfigError(f"--output {out} exists (use --overwrite)")
     translator = load_translator(args.checkpoint, device="cpu", weights=args.weights)
+    if callable(getattr(translator.model, "invert", None)):
+        raise ConfigError(f"{translator.cfg.model.name} translates by latent inversion (an optimization per image), "
+                          "which no exported network holds: its generators take latent vectors, not images; "
+                          "use i2i-translate (or i2i-sample)")
     try:
         gen = translator.model.generator(args.direction)
     except ValueError as exc:
