@@ -80,3 +80,37 @@ def test_existing_output_and_bad_inputs(checkpoint, tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "none.pt"), "--format", "onnx", "--output", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err
     assert "checkpoint not found" in err and not (tmp_path / "x.onnx").exists()
+
+
+def test_a_generator_whose_export_holds_only_at_the_traced_size_is_refused(tmp_path, capsys):
+    # the physics dehazer's airlight takes the top 0.1 % of the pixels and it resizes to sizes computed from the
+    # input's: tracing freezes both at the check batch's size, so the file is right there and wrong elsewhere
+    torch.manual_seed(0)
+    cfg = build_config({"model": {"name": "dehazegan", "gan_w": 0, "vgg_w": 0},
+                        "nets": {"G": {"name": "physics_dehazer", "width": 4, "radius": 4}, "D": {"name": "pixelgan"}},
+                        "data": {"root": "builtin:haze"}})
+    model = build_model(cfg)
+    with torch.no_grad():  # a CNN that does something: gains off 0
+        model.G.t_gain.fill_(1.0)
+        model.G.a_gain.fill_(1.0)
+    ckpt = tmp_path / "step_1.pt"
+    save_checkpoint({"config": to_dict(cfg), "model": model.state_dict(), "step": 1}, ckpt)
+    out = tmp_path / "gen.pt"
+    assert main(["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differs from PyTorch" in err and "nothing written" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_translator_by_latent_inversion_is_refused_in_one_line(tmp_path, capsys, fmt):
+    # CoGAN's generators take latent vectors; its translation is an optimization per image, not a network
+    cfg = build_config({"model": "cogan", "nets": {"G": {"size": 16, "ngf": 4}, "D": {"size": 16, "ndf": 4}},
+                        "data": {"kind": "unpaired", "root": "builtin:shapes", "load_size": 16, "crop_size": 16}})
+    ckpt = tmp_path / "step_1.pt"
+    save_checkpoint({"config": to_dict(cfg), "model": build_model(cfg).state_dict(), "step": 1}, ckpt)
+    out = tmp_path / f"gen.{fmt}"
+    assert main(["--checkpoint", str(ckpt), "--format", fmt, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "from latent vectors" in err, err
+    assert not out.exists()

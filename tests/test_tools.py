@@ -149,3 +149,11 @@ def test_strip_puts_same_named_images_side_by_side(tmp_path):
     assert (img[30, 5] == 10).all() and (img[30, 24 + 5] == 60).all() and (img[30, 100] == 255).all()
     proc = run("strip.py", "--dirs", tmp_path / "in", tmp_path / "out", "--names", "c.png", "--out", tmp_path / "x.png")
     assert proc.returncode == 1 and "no image named c.png" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_help_descriptions_have_no_leftover_docstring_markup():
+    import importlib
+
+    for name in ("train", "translate", "eval", "sample", "make_haze", "export"):
+        description = importlib.import_module(f"i2i.cli.{name}").parser().description
+        assert "`" not in description, (name, description)

@@ -7,8 +7,11 @@ height and width are dynamic; height and width must be multiples of the generato
 The file records ``size_multiple``, the channels and the direction: ONNX as model metadata
 (``i2i.*`` keys), TorchScript as the extra file ``i2i.json``.
 
-After writing, the file is run once on a test batch and compared with PyTorch (ONNX with
-onnxruntime, when it is installed).  Exit codes: 2 bad arguments, 1 unreadable checkpoint.
+After writing, the file is run on the batch it was traced with and on a second batch of
+another batch size, height and width, and compared with PyTorch (ONNX with onnxruntime,
+when it is installed): a generator whose exported form holds only at the traced size
+(Python arithmetic on the input's size, frozen by tracing) is refused, nothing written.
+Exit codes: 2 bad arguments, 1 unreadable checkpoint or a file that does not match.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import torch
 from ..errors import ConfigError, I2IError
 from .common import add_debug, add_import, run
 
-TOLERANCE = 1e-4  #: largest accepted |exported - PyTorch| on the check batch
+TOLERANCE = 1e-4  #: largest accepted |exported - PyTorch| on the check batches
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,21 +45,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _example(c_in: int, multiple: int) -> torch.Tensor:
-    """Check batch: 2 images of 2 x 3 multiples (no size 1 or equal sides that an exporter could specialize on)."""
+def _examples(c_in: int, multiple: int) -> list[torch.Tensor]:
+    """Check batches: the one traced, 2 images of 2 x 3 multiples (no size 1 or equal sides that an exporter
+    could specialize on), and 1 image of another shape, at least 72 x 40 pixels (sizes computed from the
+    input's, such as a share of its pixels, then differ from the traced batch's)."""
     g = torch.Generator().manual_seed(0)
-    return torch.rand(2, c_in, 2 * multiple, 3 * multiple, generator=g) * 2 - 1
+    traced = torch.rand(2, c_in, 2 * multiple, 3 * multiple, generator=g) * 2 - 1
+    h, w = multiple * max(3, -(-72 // multiple)), multiple * max(2, -(-40 // multiple))
+    return [traced, torch.rand(1, c_in, h, w, generator=g) * 2 - 1]
 
 
-def export_torchscript(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: dict) -> torch.Tensor:
+def export_torchscript(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: dict):
+    """Trace ``gen`` on ``example`` into ``path``; returns the loaded file (a callable)."""
     with warnings.catch_warnings():  # trace deprecation and the size checks frozen as constants
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(gen, example)
         torch.jit.save(traced, str(path), _extra_files={"i2i.json": json.dumps(meta)})
-        return torch.jit.load(str(path))(example)
+        return torch.jit.load(str(path))
 
 
 def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: dict, opset: int | None):
+    """Export ``gen`` into ``path``; returns a callable running the file in onnxruntime, or None without it."""
     try:
         import onnx
         import onnxscript  # noqa: F401  (used by torch.onnx's exporter)
@@ -78,7 +87,7 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run(None, {"image": example.numpy()})[0])
+    return lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
 
 
 def export(args: argparse.Namespace) -> int:
@@ -113,20 +122,24 @@ def export(args: argparse.Namespace) -> int:
     if getattr(translator.cfg.model, "test_batch_stats", False):
         print("note: model.test_batch_stats is on; the exported generator runs in eval mode (running batch-norm "
               "statistics, no dropout), unlike i2i-translate", file=sys.stderr)
-    example = _example(c_in, multiple)
+    examples = _examples(c_in, multiple)
     with torch.no_grad():
-        expected = gen(example)
         with atomic_path(out) as tmp:
             if args.format == "torchscript":
-                got = export_torchscript(gen, example, tmp, meta)
+                exported = export_torchscript(gen, examples[0], tmp, meta)
             else:
-                got = export_onnx(gen, example, tmp, meta, args.opset)
-            if got is not None:
-                diff = float((got - expected).abs().max())
-                if diff > TOLERANCE:
-                    raise I2IError(f"exported {args.format} model differs from PyTorch by {diff:.2e} "
-                                   f"(> {TOLERANCE:g}); nothing written")
-    check = f", max |{args.format} - torch| = {diff:.1e}" if got is not None else " (onnxruntime absent: not run)"
+                exported = export_onnx(gen, examples[0], tmp, meta, args.opset)
+            diff = 0.0
+            for x in examples if exported is not None else []:
+                diff = max(diff, float((exported(x) - gen(x)).abs().max()))
+                if not diff <= TOLERANCE:
+                    size = " x ".join(map(str, x.shape))
+                    raise I2IError(f"exported {args.format} model differs from PyTorch by {diff:.2e} (> {TOLERANCE:g}) "
+                                   f"on a check batch of {size}"
+                                   + (" (not the size it was traced at: the generator's forward depends on the "
+                                      "input size in a way the export froze)" if x is not examples[0] else "")
+                                   + "; nothing written")
+    check = f", max |{args.format} - torch| = {diff:.1e}" if exported is not None else " (onnxruntime absent: not run)"
     print(f"wrote {out} ({args.format}, {args.direction}, input N x {c_in} x H x W, H and W multiples of "
           f"{multiple}{check})", file=sys.stderr)
     return 0

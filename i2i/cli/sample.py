@@ -31,7 +31,7 @@ class UsageError(I2IError):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="i2i-sample", description=__doc__.split("\n")[0].strip("`: "))
+    p = argparse.ArgumentParser(prog="i2i-sample", description=__doc__.split("\n")[0].replace("``", ""))
     p.add_argument("--checkpoint", required=True, help="checkpoint .pt file or run folder (newest checkpoint)")
     p.add_argument("--n", type=int, default=64, help="number of pairs (default 64)")
     p.add_argument("--output", required=True, help="output folder: gets A/, B/ and grid.png")

@@ -14,7 +14,7 @@ from .paths import check_output_dir
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].strip("`: "))
+    p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].replace("``", ""))
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. optim.G.lr=1e-4 (optim.default.lr: every group)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest readable checkpoint (or a .pt file), with the config saved in "
