@@ -108,6 +108,7 @@ def write_gallery(out_dir: str | Path, rows: Iterable[Mapping], summary: Mapping
     out.mkdir(parents=True, exist_ok=True)
     columns, metrics, table = list(columns or []), [], []
     staging = Path(tempfile.mkdtemp(prefix=".img-", dir=out))
+    staging.chmod(out.stat().st_mode & 0o777)  # the page's permissions, not mkdtemp's private 0700
     try:
         for i, row in enumerate(rows):
             images, scores = dict(row.get("images") or {}), dict(row.get("scores") or {})

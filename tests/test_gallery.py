@@ -141,6 +141,9 @@ def test_write_gallery_arrays_rerun_and_non_finite(tmp_path):
     write_gallery(tmp_path / "g", rows[:1])
     assert [p.name for p in (tmp_path / "g" / "img").rglob("*.png")] == ["000000.png"]
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["img", "index.html"]
+    (tmp_path / "g").chmod(0o755)
+    write_gallery(tmp_path / "g", rows[:1])  # a page served by another user shows its images
+    assert (tmp_path / "g" / "img").stat().st_mode & 0o777 == 0o755
 
 
 def test_translate_html_writes_a_page(tmp_path):

@@ -130,6 +130,11 @@ def test_benchmark_bad_arguments_exit_2():
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: unknown case(s) nope")
     proc = run("benchmark.py", "--steps", 0)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --steps must be >= 1, got 0"
+    import torch
+
+    if not torch.cuda.is_available():
+        proc = run("benchmark.py", "--device", "cuda")
+        assert proc.returncode == 2 and proc.stderr.strip() == "error: --device cuda: no CUDA device is available to torch here"
     proc = run("benchmark.py", "--peak-tflops", 0)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --peak-tflops must be > 0, got 0.0"
 

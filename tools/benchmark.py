@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"error: --device {args.device}: no CUDA device is available to torch here", file=sys.stderr)
+        return 2
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
