@@ -165,3 +165,15 @@ def test_seg_from_label_maps_and_from_colour_targets(tmp_path):
     m3 = json.loads(out3.read_text())["metrics"]
     assert m3["seg_pixel_acc"] == pytest.approx(expected["pixel_acc"]) and m3["seg_pixel_acc"] != m1["seg_pixel_acc"]
     assert m3["seg_miou"] == pytest.approx(expected["miou"])
+
+
+def test_max_pixels_stops_at_a_larger_image_in_one_line(folders, capsys):
+    tmp, _, _ = folders  # 24 x 24 = 576 pixels each
+    args = ["--pred", str(tmp / "pred"), "--target", str(tmp / "target"), "--metrics", "psnr"]
+    assert main(args + ["--max-pixels", "575"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "24x24 px" in err and "over the pixel limit" in err and "a.png" in err
+    assert main(args + ["--max-pixels", "576"]) == 0
+    capsys.readouterr()
+    assert main(args + ["--max-pixels", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --max-pixels must be >= 0, got -1"

@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--palette", help="palette file (lines 'index R G B') for seg")
     p.add_argument("--labels", help="folder of ground-truth class-index PNGs for seg")
     p.add_argument("--ignore-index", type=int, help="seg: ground-truth label value not counted (e.g. 0 or 255)")
+    p.add_argument("--max-pixels", type=int, default=0, metavar="N",
+                   help="stop at an image with more than N pixels, before decoding it (default: $I2I_MAX_PIXELS, "
+                        "else 67108864 = 8192 x 8192)")
     p.add_argument("--html", metavar="DIR", help="write a page of the images and their per-image scores into DIR")
     p.add_argument("--input", help="with --html: folder of the inputs the preds were translated from (paired by key)")
     p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS or the torch hub cache)")
@@ -93,18 +97,18 @@ def pair(pred: dict[str, Path], target: dict[str, Path], flag: str) -> list[tupl
     return [(pred[k], target[k]) for k in sorted(pred)]
 
 
-def load_rgb(path: Path) -> torch.Tensor:
+def load_rgb(path: Path, max_pixels: int | None = None) -> torch.Tensor:
     from ..data.io import image_to_tensor, read_image
 
-    return image_to_tensor(read_image(path, channels=3))
+    return image_to_tensor(read_image(path, channels=3, max_pixels=max_pixels))
 
 
-def load_labels(path: Path) -> torch.Tensor:
+def load_labels(path: Path, max_pixels: int | None = None) -> torch.Tensor:
     from PIL import Image
 
     from ..data.io import image_size
 
-    image_size(path)  # DataError if unreadable or over the pixel limit, before anything is decoded
+    image_size(path, max_pixels)  # DataError if unreadable or over the pixel limit, before anything is decoded
     try:
         with Image.open(path) as im:
             arr = np.array(im)
@@ -161,6 +165,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_pixels < 0:
+        raise ConfigError(f"--max-pixels must be >= 0, got {args.max_pixels}")
+    limit = args.max_pixels or None
+    rgb, label_map = partial(load_rgb, max_pixels=limit), partial(load_labels, max_pixels=limit)
     names = metric_names(args.metrics)
     palette = read_palette(args.palette) if args.palette else None
     label_names = [n for n in names if args.labels and "palette" in METRICS.parameters(n)]
@@ -192,29 +200,29 @@ def evaluate(args: argparse.Namespace) -> int:
                             **{n: o for n, o in opts.items() if n in main_names})
         desc = "features" if suite.needs_features else "scoring"
         if "paired" in kinds:
-            _feed(suite, pair(pred, target, "--target"), (load_rgb, load_rgb), args, desc, suite.update, scores)
+            _feed(suite, pair(pred, target, "--target"), (rgb, rgb), args, desc, suite.update, scores)
         else:
-            _feed(suite, [(p,) for p in pred.values()], (load_rgb,), args, desc + " (pred)", suite.update)
+            _feed(suite, [(p,) for p in pred.values()], (rgb,), args, desc + " (pred)", suite.update)
             if target:
-                _feed(suite, [(p,) for p in target.values()], (load_rgb,), args, desc + " (target)", suite.update_reference)
+                _feed(suite, [(p,) for p in target.values()], (rgb,), args, desc + " (target)", suite.update_reference)
         results.update(suite.compute())
     if label_names:
         labels = keyed_images(args.labels, "--labels")
         counts["labels"] = len(labels)
         suite = MetricSuite(label_names, device=device, palette=palette, **{n: o for n, o in opts.items() if n in label_names})
-        _feed(suite, pair(pred, labels, "--labels"), (load_rgb, load_labels), args, "segmentation", suite.update, scores)
+        _feed(suite, pair(pred, labels, "--labels"), (rgb, label_map), args, "segmentation", suite.update, scores)
         results.update(suite.compute())
 
     print(format_table(results))
     if args.json:
         write_json(args.json, results, args, counts)
     if args.html:
-        page = write_html(args, results, pred, inputs, target, labels, scores, palette)
+        page = write_html(args, results, pred, inputs, target, labels, scores, palette, label_map)
         print(f"gallery: {page}", file=sys.stderr)
     return 0
 
 
-def write_html(args, results, pred, inputs, target, labels, scores, palette) -> Path:
+def write_html(args, results, pred, inputs, target, labels, scores, palette, label_map=load_labels) -> Path:
     """The gallery page: one row per pred with its input, target and label map, and its own scores."""
     from ..gallery import write_gallery
 
@@ -228,7 +236,7 @@ def write_html(args, results, pred, inputs, target, labels, scores, palette) -> 
         for key, path in sorted(pred.items()):
             images = {"input": inputs.get(key), "output": path, "target": target.get(key)}
             if lut is not None and key in labels:
-                images["labels"] = lut[np.clip(load_labels(labels[key]).numpy(), 0, len(lut) - 1)]
+                images["labels"] = lut[np.clip(label_map(labels[key]).numpy(), 0, len(lut) - 1)]
             yield {"name": key, "images": images, "scores": scores.get(path, {})}
 
     columns = [c for c, used in [("input", inputs), ("output", True), ("target", target), ("labels", lut is not None)] if used]
