@@ -15,10 +15,12 @@ from .engine.runtime import select_device
 from .models import build_model
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad H and W (bottom/right) up to a multiple; reflect where possible, else replicate."""
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad H and W (bottom/right) up to a multiple, and to at least ``minimum``; reflect where possible,
+    else replicate."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = max(ph, minimum - h + (-minimum) % multiple), max(pw, minimum - w + (-minimum) % multiple)
     if ph == 0 and pw == 0:
         return x, (h, w)
     mode = "reflect" if ph < h and pw < w else "replicate"
@@ -70,7 +72,8 @@ class Translator:
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> B x C' x H x W in [-1, 1]."""
-        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), self.model.size_multiple(direction))
+        x, (h, w) = pad_to_multiple(x.to(self.device, torch.float32), self.model.size_multiple(direction),
+                                    self.model.min_size(direction))
         out = self.model.translate(x.contiguous(memory_format=self.memory_format), direction)
         return out[..., :h, :w].clamp(-1, 1).contiguous()
 

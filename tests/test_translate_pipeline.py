@@ -155,3 +155,12 @@ def test_decoding_processes_only_on_cpus_the_network_leaves(setup, monkeypatch, 
     todo = [(setup / "in" / "a.png", setup / "unused" / "a.png")] * 3
     translate_files(fake, todo, Reading(3), workers=2, write_threads=0, progress=False)
     assert seen == [expected]
+
+
+def test_images_smaller_than_the_generator_bottleneck_are_translated(setup, tmp_path):
+    for name, (h, w) in {"dot.png": (1, 1), "line.png": (3, 40)}.items():
+        write_image(tmp_path / "in" / name, np.full((h, w, 3), 200, np.uint8))
+    assert translate_main(["--checkpoint", str(setup / "runs" / "cg"), "--input", str(tmp_path / "in"),
+                           "--output", str(tmp_path / "out")]) == 0
+    assert read_image(tmp_path / "out" / "dot.png").shape == (1, 1, 3)
+    assert read_image(tmp_path / "out" / "line.png").shape == (3, 40, 3)

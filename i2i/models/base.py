@@ -133,6 +133,10 @@ class Model(nn.Module):
     def size_multiple(self, direction: str = "AtoB") -> int:
         return int(getattr(self.generator(direction), "size_multiple", 1))
 
+    def min_size(self, direction: str = "AtoB") -> int:
+        """Smallest H and W the generator takes (its ``min_size`` attribute, else 1); smaller inputs are padded."""
+        return int(getattr(self.generator(direction), "min_size", 1))
+
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """Generator output for ``x``.  With ``test_batch_stats`` in the settings the generator

@@ -1,7 +1,8 @@
 """Image-to-image generators: ResNet (Johnson et al. 2016) and U-Net (Isola et al. 2017).
 
 Every generator maps ``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)`` in
-[-1, 1] and has an int attribute ``size_multiple``: H and W must be divisible by it.
+[-1, 1] and has an int attribute ``size_multiple``: H and W must be divisible by it; a
+``min_size`` attribute, where there is one, is the smallest H and W it takes.
 The layer order (and so the ``state_dict`` keys) follows the published
 pix2pix/CycleGAN networks.
 """
@@ -42,6 +43,7 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         self.size_multiple = 2**self.n_down
+        self.min_size = 2 * self.size_multiple  # a 2 x 2 bottleneck: instance norm and reflect padding need 2 px
         layers = padded_conv(in_channels, ngf, 7, "reflect", bias) + [make_norm(ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(self.n_down):

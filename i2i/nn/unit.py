@@ -37,6 +37,7 @@ class UNITGenerator(nn.Module):
             raise ValueError(f"n_shared_enc and n_shared_dec must be in [0, n_res={n_res}]")
         self.latent_channels = dim * 2**n_down
         self.size_multiple = 2**n_down
+        self.min_size = 2 * self.size_multiple  # a 2 x 2 latent: instance norm and reflect padding need 2 px
         self.enc_a, self.enc_b = self._encoder(in_channels, dim, n_down, n_res - n_shared_enc), \
             self._encoder(out_channels, dim, n_down, n_res - n_shared_enc)
         self.enc_shared = self._res(n_shared_enc)
@@ -81,7 +82,7 @@ class UNITGenerator(nn.Module):
     def translator(self, source: str, target: str) -> nn.Module:
         """``x -> decode(encode(x, source), target)``, the latent's mean without noise (inference)."""
         net = nn.Sequential(self.encoder(source), self.decoder(target))
-        net.size_multiple = self.size_multiple
+        net.size_multiple, net.min_size = self.size_multiple, self.min_size
         return net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
