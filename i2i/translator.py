@@ -27,11 +27,55 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[t
     return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
 
 
+def check_tensor(x: torch.Tensor, channels: int) -> None:
+    """ValueError unless ``x`` is a float ``C x H x W`` or ``B x C x H x W`` tensor with ``channels`` channels."""
+    if not x.is_floating_point():
+        raise ValueError(f"image: expected a float tensor in [-1, 1], got dtype {x.dtype}")
+    if x.dim() not in (3, 4):
+        raise ValueError(f"image: expected a C x H x W or B x C x H x W tensor, got shape {tuple(x.shape)}")
+    if x.shape[-3] != channels:
+        raise ValueError(f"image: the generator takes {channels} channels, got {x.shape[-3]} (shape {tuple(x.shape)})")
+    if x.numel() == 0:
+        raise ValueError(f"image: empty tensor (shape {tuple(x.shape)})")
+
+
+def pil_array(image) -> np.ndarray:
+    """A PIL image as a uint8 (or, 16-bit gray, uint16) array: palettes, CMYK, YCbCr... converted to RGB,
+    gray with or without alpha to L."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit gray (PNG opens as I or I;16)
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+    if image.mode == "F":
+        raise ValueError("image: a PIL image of mode F (float) has no fixed scale; convert it to L, RGB or I;16")
+    return np.asarray(image.convert("L" if image.getbands() in (("1",), ("L",), ("L", "A")) else "RGB"))
+
+
+def uint8_array(image) -> np.ndarray:
+    """A uint8 or uint16 ``H x W``, ``H x W x 1|3`` or ``H x W x 2|4`` (alpha dropped) array -> uint8 ``H x W x C``;
+    ValueError naming the dtype or shape otherwise."""
+    array = np.asarray(image)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image: expected a uint8 or uint16 array, got dtype {array.dtype} "
+                         f"(floats in [0, 1]: (x * 255).round().astype(np.uint8))")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"image: expected H x W or H x W x C with C = 1, 2 (gray, alpha), 3 or 4 (RGBA), "
+                         f"got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"image: empty array (shape {array.shape})")
+    array = array[:, :, :3] if array.shape[2] == 4 else array[:, :, :1] if array.shape[2] == 2 else array
+    if array.dtype == np.uint16:
+        array = np.round(array * (255.0 / 65535.0)).astype(np.uint8)
+    return array
+
+
 class Translator:
     """Maps an image to its translation with one of a checkpoint's generators.
 
-    Accepts a numpy uint8 array (H x W or H x W x C), a PIL image, or a float
-    tensor in [-1, 1] (C x H x W or B x C x H x W) and returns the same kind.
+    Accepts a numpy uint8 or uint16 array (H x W or H x W x C; an alpha channel is
+    dropped), a PIL image of any mode but F, or a float tensor in [-1, 1] (C x H x W
+    or B x C x H x W) and returns the same kind (a tensor on the input's device and
+    of its dtype); anything else is a ValueError naming the dtype or shape.
     Inputs of any size are padded to the generator's size multiple and the
     output is cropped back.  A checkpoint trained with ``train.ema`` is used
     with its averaged weights unless ``weights="raw"``.  A model trained with
@@ -81,13 +125,12 @@ class Translator:
         from .data.io import image_to_tensor, tensor_to_image, to_channels
 
         if torch.is_tensor(image):
+            check_tensor(image, self.channels(direction)[0])
             batched = image.dim() == 4
             out = self.translate_tensor(image if batched else image.unsqueeze(0), direction)
-            return out if batched else out[0]
+            return (out if batched else out[0]).to(image.device, image.dtype)
         is_pil = type(image).__module__.startswith("PIL")
-        array = np.asarray(image)
-        if array.ndim == 3 and array.shape[2] == 4:
-            array = array[:, :, :3]
+        array = uint8_array(pil_array(image) if is_pil else image)
         array = to_channels(array, self.channels(direction)[0])
         out = tensor_to_image(self.translate_tensor(image_to_tensor(array)[None], direction)[0])
         if is_pil:
