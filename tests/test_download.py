@@ -186,3 +186,19 @@ def test_tool_script_is_wired(tmp_path, server):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r" / "maps" / "train" / "1.png").is_file() and "aligned" in done.stdout
+
+
+def test_an_archive_of_too_many_members_is_refused_unread(tmp_path, server, monkeypatch):
+    import i2i.data.download as download_module
+
+    base, served = server
+    monkeypatch.setattr(download_module, "MAX_MEMBERS", 5)
+    _tar(served / "pix2pix" / "datasets" / "facades.tar.gz",
+         {f"facades/train/{i}.png": _png_bytes(tmp_path) for i in range(6)})
+    root = tmp_path / "d"
+    with pytest.raises(DownloadError, match="more than 5 members"):
+        download("facades", root, base_url=base, progress=False)
+    assert not (root / "facades").exists() and _no_leftovers(root)
+    _tar(served / "pix2pix" / "datasets" / "facades.tar.gz",
+         {f"facades/train/{i}.png": _png_bytes(tmp_path) for i in range(5)})
+    assert len(list(download("facades", root, base_url=base, progress=False).rglob("*.png"))) == 5

@@ -43,6 +43,7 @@ NOT_DOWNLOADABLE = {
                   "download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip and build the A|B images yourself",
 }
 CHUNK = 1 << 20
+MAX_MEMBERS = 250_000  # the largest dataset (edges2handbags) has about 139,000 files
 
 
 class DownloadError(DataError):
@@ -136,6 +137,17 @@ def _unsafe(member: str) -> bool:
     return member.startswith(("/", "\\")) or (len(member) > 1 and member[1] == ":") or ".." in parts
 
 
+def _tar_members(tf: tarfile.TarFile, label: str) -> list[tarfile.TarInfo]:
+    """The members of ``tf``, read one header at a time and refused past :data:`MAX_MEMBERS`, so that a small
+    archive of millions of empty entries does not fill the memory."""
+    members = []
+    while (member := tf.next()) is not None:
+        if len(members) == MAX_MEMBERS:
+            raise DownloadError(f"unsafe archive from {label}: more than {MAX_MEMBERS} members")
+        members.append(member)
+    return members
+
+
 def safe_extract(archive: Path, dest: Path, label: str) -> None:
     """Check integrity and member paths of a .tar.gz/.zip, then extract into ``dest``."""
     try:
@@ -149,7 +161,7 @@ def safe_extract(archive: Path, dest: Path, label: str) -> None:
                 zf.extractall(dest)
             return
         with tarfile.open(archive, "r:*") as tf:
-            members = tf.getmembers()  # reads the whole stream: gzip checksum verified
+            members = _tar_members(tf, label)  # reads the whole stream: gzip checksum verified
             for m in members:
                 if _unsafe(m.name) or not (m.isfile() or m.isdir()):
                     raise DownloadError(f"unsafe archive from {label}: member {m.name!r} "
