@@ -202,3 +202,23 @@ def test_an_archive_of_too_many_members_is_refused_unread(tmp_path, server, monk
     _tar(served / "pix2pix" / "datasets" / "facades.tar.gz",
          {f"facades/train/{i}.png": _png_bytes(tmp_path) for i in range(5)})
     assert len(list(download("facades", root, base_url=base, progress=False).rglob("*.png"))) == 5
+
+
+def test_a_cut_short_zip_is_one_line_and_a_zip_link_is_refused(tmp_path, server, capsys):
+    base, served = server
+    archive = served / "cyclegan" / "datasets" / "horse2zebra.zip"
+    _zip(archive, {f"horse2zebra/{d}/1.png": _png_bytes(tmp_path) for d in ("trainA", "trainB", "testA", "testB")})
+    archive.write_bytes(archive.read_bytes()[:-30])  # the end of the central directory is lost
+    root = tmp_path / "d"
+    assert main(["horse2zebra", "--root", str(root), "--base-url", base, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corrupt archive" in err and "neither a zip nor a tar archive" in err
+    with zipfile.ZipFile(archive, "w") as zf:
+        for d in ("trainA", "trainB", "testA", "testB"):
+            zf.writestr(f"horse2zebra/{d}/1.png", _png_bytes(tmp_path))
+        link = zipfile.ZipInfo("horse2zebra/trainA/2.png")
+        link.external_attr = 0o120777 << 16  # a symbolic link, as zip -y stores one
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(DownloadError, match="'horse2zebra/trainA/2.png' is a link"):
+        download("horse2zebra", root, base_url=base, progress=False)
+    assert not (root / "horse2zebra").exists() and _no_leftovers(root)

@@ -20,6 +20,7 @@ import difflib
 import http.client
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.error
@@ -154,12 +155,17 @@ def safe_extract(archive: Path, dest: Path, label: str) -> None:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 bad = next((n for n in zf.namelist() if _unsafe(n)), None)
-                if bad is None and zf.testzip() is not None:
-                    raise DownloadError(f"corrupt archive from {label}: checksum mismatch")
                 if bad is not None:
                     raise DownloadError(f"unsafe archive from {label}: member {bad!r} escapes the target folder")
+                link = next((i.filename for i in zf.infolist() if stat.S_ISLNK(i.external_attr >> 16)), None)
+                if link is not None:
+                    raise DownloadError(f"unsafe archive from {label}: member {link!r} is a link")
+                if zf.testzip() is not None:
+                    raise DownloadError(f"corrupt archive from {label}: checksum mismatch")
                 zf.extractall(dest)
             return
+        if not tarfile.is_tarfile(archive):
+            raise DownloadError(f"corrupt archive from {label}: neither a zip nor a tar archive (cut short?)")
         with tarfile.open(archive, "r:*") as tf:
             members = _tar_members(tf, label)  # reads the whole stream: gzip checksum verified
             for m in members:
