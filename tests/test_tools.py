@@ -34,6 +34,21 @@ def test_split_aligned_halves_pairs(tmp_path):
     assert (read_image(tmp_path / "dst" / "trainB" / "x.png") > 190).all()
 
 
+
+def test_split_aligned_skips_and_lists_unreadable_images_and_keeps_existing_halves(tmp_path):
+    pair = np.concatenate([np.zeros((8, 6, 3), np.uint8), np.full((8, 6, 3), 200, np.uint8)], 1)
+    write_image(tmp_path / "src" / "train" / "x.png", pair)
+    write_image(tmp_path / "src" / "train" / "thin.png", pair[:, :1])
+    (tmp_path / "src" / "train" / "broken.jpg").write_bytes(b"not an image")
+    mine = np.full((8, 6, 3), 77, np.uint8)
+    write_image(tmp_path / "dst" / "trainA" / "x.png", mine)
+    proc = run("split_aligned.py", tmp_path / "src", tmp_path / "dst")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "broken.jpg" in proc.stderr and "thin.png" in proc.stderr and "1 of 3 pairs split" in proc.stderr
+    assert np.array_equal(read_image(tmp_path / "dst" / "trainA" / "x.png"), mine)
+    assert (read_image(tmp_path / "dst" / "trainB" / "x.png") > 190).all()
+
+
 TINY_BENCH = ["--cases", "pix2pix_256", "--threads", "1", "--data", "builtin:shapes", "--set", "nets.G.name=unet",
               "nets.G.num_downs=5", "nets.G.ngf=8", "nets.D.ndf=8", "data.load_size=36", "data.crop_size=32"]
 
