@@ -177,3 +177,10 @@ def test_help_descriptions_have_no_leftover_docstring_markup():
     for name in ("train", "translate", "eval", "sample", "make_haze", "export"):
         description = importlib.import_module(f"i2i.cli.{name}").parser().description
         assert "`" not in description, (name, description)
+
+
+def test_strip_height_below_1_is_one_line_exit_2(tmp_path):
+    write_image(tmp_path / "a" / "1.png", np.zeros((8, 8, 3), np.uint8))
+    proc = run("strip.py", "--dirs", tmp_path / "a", "--names", "1.png", "--height", 0, "--out", tmp_path / "s.png")
+    assert proc.returncode == 2 and "--height must be >= 1, got 0" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "s.png").exists()

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=192)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.height < 1:
+        ap.error(f"--height must be >= 1, got {args.height}")
     try:
         write_image(args.out, strip(args.dirs, args.names, args.height))
     except DataError as exc:
