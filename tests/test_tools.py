@@ -25,6 +25,16 @@ def test_export_builtin_writes_pairs(tmp_path):
     assert not np.array_equal(read_image(a[0]), read_image(b[0]))
 
 
+def test_export_builtin_bad_arguments_are_one_line_exit_2(tmp_path):
+    for size in (0, -3, 100000):
+        proc = run("export_builtin.py", tmp_path / "demo", "--size", size)
+        assert proc.returncode == 2 and proc.stderr.strip() == f"error: --size must be 16 to 4096, got {size}"
+    (tmp_path / "file").write_text("x")
+    proc = run("export_builtin.py", tmp_path / "file")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: out {tmp_path / 'file'}: is a file, not a folder"
+    assert not (tmp_path / "demo").exists()
+
+
 def test_split_aligned_halves_pairs(tmp_path):
     pair = np.concatenate([np.zeros((8, 6, 3), np.uint8), np.full((8, 6, 3), 200, np.uint8)], 1)
     write_image(tmp_path / "src" / "train" / "x.jpg", pair)
