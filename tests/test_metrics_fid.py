@@ -170,3 +170,20 @@ def test_is_std_over_splits_and_errors():
     assert (mean, std) == (pytest.approx(1.5), pytest.approx(0.5))
     with pytest.raises(ValueError):
         inception_score(probs, splits=9)
+
+
+def test_non_finite_or_mismatched_inputs_are_a_value_error_naming_them():
+    good = np.random.default_rng(0).normal(size=(10, 3))
+    bad = good.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="the features hold 1 NaN or infinite value"):
+        fid_from_features(good, bad)
+    with pytest.raises(ValueError, match="the second features hold 1 NaN"):
+        kid(good, bad, subsets=2, subset_size=5)
+    with pytest.raises(ValueError, match=r"same D, got shapes \(10, 3\) and \(10, 4\)"):
+        kid(good, np.zeros((10, 4)), subsets=2)
+    probs = np.full((10, 4), 0.25)
+    assert inception_score(probs, splits=2)[0] == pytest.approx(1.0)
+    for wrong in (probs * 2, np.where(probs > 0, np.nan, 0), softmax64(good) - 0.5):
+        with pytest.raises(ValueError, match="rows of class probabilities"):
+            inception_score(wrong, splits=2)

@@ -33,11 +33,18 @@ def _as_float64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _finite(x: np.ndarray, what: str) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what} hold {int((~np.isfinite(x)).sum())} NaN or infinite value(s)")
+    return x
+
+
 def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance (``N - 1``) of an ``N x D`` feature array."""
     f = _as_float64(feats)
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"need an N x D feature array with N >= 2, got shape {f.shape}")
+    _finite(f, "the features")
     return f.mean(axis=0), np.atleast_2d(np.cov(f, rowvar=False))
 
 
@@ -111,9 +118,13 @@ def kid(feats1, feats2, subsets: int = 100, subset_size: int = 1000, degree: int
         gamma: float | None = None, coef0: float = 1.0, seed: int = 2020) -> tuple[float, float]:
     """Kernel Inception Distance: mean and std of ``mmd2_unbiased`` over random subsets."""
     x, y = _as_float64(feats1), _as_float64(feats2)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"KID needs two N x D feature arrays of the same D, got shapes {x.shape} and {y.shape}")
     m = min(x.shape[0], y.shape[0], subset_size)
     if m < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {x.shape[0]} and {y.shape[0]}")
+    _finite(x, "the first features")
+    _finite(y, "the second features")
     rng = np.random.RandomState(seed)
     values = []
     for _ in range(subsets):
@@ -129,6 +140,8 @@ def inception_score(probs, splits: int = 10) -> tuple[float, float]:
     n = p.shape[0]
     if p.ndim != 2 or not 1 <= splits <= n:
         raise ValueError(f"need N x K probabilities with N >= splits={splits}, got shape {p.shape}")
+    if not (np.isfinite(p).all() and (p >= 0).all() and np.allclose(p.sum(axis=1), 1.0, atol=1e-3)):
+        raise ValueError("need rows of class probabilities (finite, >= 0, summing to 1); for logits use softmax64")
     scores = []
     for i in range(splits):
         part = p[i * n // splits:(i + 1) * n // splits]
