@@ -150,3 +150,12 @@ def test_config_errors_are_one_line():
     with pytest.raises(ConfigError, match="penalty"):
         build_penalty("r3", 10.0)
     assert build_penalty("none", 10.0) is None
+
+
+def test_a_negative_or_non_finite_weight_or_parameter_is_a_config_error():
+    for weight in (-1.0, float("nan"), float("inf"), "10", True):
+        with pytest.raises(ConfigError, match=r"losses.penalty: penalty 'gp': weight must be a finite number"):
+            build_penalty("gp", weight)
+    assert build_penalty("r1", 0.0).weight == 0.0 and build_penalty("r1", 5).weight == 5.0
+    with pytest.raises(ConfigError, match=r"losses.gan: .*'lsgan': b must be a finite number, got nan"):
+        build_gan_loss("lsgan", b=float("nan"))

@@ -14,6 +14,8 @@ translator can add to its generator loss.
 """
 from __future__ import annotations
 
+import math
+
 from ..errors import ConfigError
 from ..registry import GAN_LOSSES, PENALTIES, Registry
 from . import adversarial, consistency, energy, fgan, penalties, relativistic  # noqa: F401
@@ -32,6 +34,9 @@ def _build(registry: Registry, name: str, what: str, **params):
             if key not in accepted:
                 raise ConfigError(f"{what}: {registry.kind} {name!r} has no parameter {key!r} "
                                   f"(accepted: {', '.join(accepted) or 'none'})")
+    for key, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{what}: {registry.kind} {name!r}: {key} must be a finite number, got {value}")
     try:
         return registry.build(name, **params)
     except (TypeError, ValueError) as exc:

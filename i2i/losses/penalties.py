@@ -30,6 +30,8 @@ the gradients of one process with the whole batch.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Sequence
 
 import torch
@@ -77,6 +79,8 @@ class Penalty:
     """Base: ``weight * self.value(...)``."""
 
     def __init__(self, weight: float = 10.0) -> None:
+        if not (isinstance(weight, (int, float)) and not isinstance(weight, bool) and 0 <= weight < math.inf):
+            raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
         self.weight = float(weight)
 
     def __call__(self, D: nn.Module, real_input: torch.Tensor, fake_input: torch.Tensor,
