@@ -423,3 +423,23 @@ def test_widths_and_sizes_a_builder_cannot_use_are_config_errors(role, name, par
 def test_physics_dehazer_radius_0_is_no_guided_filter():
     net = build_generator(NetConfig(name="physics_dehazer", params={"radius": 0, "width": 4}), 3, 3)
     assert net(torch.rand(1, 3, 16, 16) * 2 - 1).shape == (1, 3, 16, 16)
+
+
+def test_build_generator_and_discriminator_take_a_name_or_a_yaml_like_mapping():
+    import pytest
+    import torch
+
+    from i2i.errors import ConfigError
+    from i2i.nn import build_discriminator, build_generator
+
+    torch.manual_seed(0)
+    g = build_generator({"name": "unet", "num_downs": 5, "ngf": 8, "init": "xavier"}, 3, 1)
+    assert g(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32) and g.size_multiple == 32
+    d = build_discriminator("pixelgan", 4)
+    assert d(torch.zeros(2, 4, 8, 8)).shape == (2, 1, 8, 8)
+    with pytest.raises(ConfigError, match="generator: expected a NetConfig, a network name or a mapping, got int"):
+        build_generator(3, 3, 3)
+    with pytest.raises(ConfigError, match=r"generator\.init"):
+        build_generator({"name": "unet", "init": "nope"}, 3, 3)
+    with pytest.raises(RegistryError, match="did you mean 'patchgan'"):
+        build_discriminator("patchgann", 3)

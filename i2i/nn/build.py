@@ -6,7 +6,7 @@ import warnings
 
 from torch import nn
 
-from ..config import NetConfig, unknown_key
+from ..config import NetConfig, from_dict, unknown_key
 from ..errors import ConfigError
 from ..registry import DISCRIMINATORS, GENERATORS, Registry
 from .init import apply_spectral_norm, init_weights
@@ -83,17 +83,31 @@ def _refused(cfg: NetConfig, why: str) -> ConfigError:
     return ConfigError(f"network {cfg.name!r}" + (f" ({given})" if given else "") + f": {why}")
 
 
-def build_generator(cfg: NetConfig, in_channels: int, out_channels: int) -> nn.Module:
-    """Generator ``cfg.name`` built with ``cfg.params``, initialized, optionally spectral-normed.
+def net_config(cfg: NetConfig | str | dict, path: str) -> NetConfig:
+    """``cfg`` as a checked :class:`NetConfig`: one already, a builder name, or a mapping written like a
+    ``nets:`` section of a YAML config (``{"name": "unet_256", "ngf": 32, "init": "xavier"}``)."""
+    if isinstance(cfg, NetConfig):
+        return cfg
+    if isinstance(cfg, (str, dict)):
+        return from_dict(NetConfig, cfg, path)
+    raise ConfigError(f"{path}: expected a NetConfig, a network name or a mapping, got {type(cfg).__name__}")
+
+
+def build_generator(cfg: NetConfig | str | dict, in_channels: int, out_channels: int) -> nn.Module:
+    """Generator ``cfg.name`` built with ``cfg.params``, initialized, optionally spectral-normed
+    (``cfg``: see :func:`net_config`).
 
     A generator without a ``size_multiple`` attribute gets ``size_multiple = 1``.
     """
+    cfg = net_config(cfg, "generator")
     net = _build(GENERATORS, cfg, in_channels=in_channels, out_channels=out_channels)
     if not isinstance(getattr(net, "size_multiple", None), int):
         net.size_multiple = 1
     return net
 
 
-def build_discriminator(cfg: NetConfig, in_channels: int) -> nn.Module:
-    """Discriminator ``cfg.name`` built with ``cfg.params``, initialized, optionally spectral-normed."""
+def build_discriminator(cfg: NetConfig | str | dict, in_channels: int) -> nn.Module:
+    """Discriminator ``cfg.name`` built with ``cfg.params``, initialized, optionally spectral-normed
+    (``cfg``: see :func:`net_config`)."""
+    cfg = net_config(cfg, "discriminator")
     return _build(DISCRIMINATORS, cfg, in_channels=in_channels)
