@@ -194,3 +194,6 @@ def test_strip_height_below_1_is_one_line_exit_2(tmp_path):
     proc = run("strip.py", "--dirs", tmp_path / "a", "--names", "1.png", "--height", 0, "--out", tmp_path / "s.png")
     assert proc.returncode == 2 and "--height must be >= 1, got 0" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "s.png").exists()
+    proc = run("strip.py", "--dirs", tmp_path / "a", "--names", "1.png", "--out", tmp_path / "s.txt")
+    assert proc.returncode == 2 and f"--out {tmp_path / 's.txt'}: unknown image extension" in proc.stderr
+    assert not (tmp_path / "s.txt").exists()

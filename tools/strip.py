@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from i2i.data.io import list_images, read_image, write_image
+from i2i.data.io import IMAGE_EXTENSIONS, list_images, read_image, write_image
 from i2i.errors import DataError
 
 
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.height < 1:
         ap.error(f"--height must be >= 1, got {args.height}")
+    if args.out.suffix.lower() not in IMAGE_EXTENSIONS:
+        ap.error(f"--out {args.out}: unknown image extension (use one of {', '.join(sorted(IMAGE_EXTENSIONS))})")
     try:
         write_image(args.out, strip(args.dirs, args.names, args.height))
     except DataError as exc:
