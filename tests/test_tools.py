@@ -197,3 +197,13 @@ def test_strip_height_below_1_is_one_line_exit_2(tmp_path):
     proc = run("strip.py", "--dirs", tmp_path / "a", "--names", "1.png", "--out", tmp_path / "s.txt")
     assert proc.returncode == 2 and f"--out {tmp_path / 's.txt'}: unknown image extension" in proc.stderr
     assert not (tmp_path / "s.txt").exists()
+
+
+def test_split_aligned_two_images_of_one_name_are_one_pair_and_the_other_listed(tmp_path):
+    pair = np.concatenate([np.zeros((8, 6, 3), np.uint8), np.full((8, 6, 3), 200, np.uint8)], 1)
+    write_image(tmp_path / "src" / "train" / "x.jpg", pair)
+    write_image(tmp_path / "src" / "train" / "x.png", 255 - pair)
+    proc = run("split_aligned.py", tmp_path / "src", tmp_path / "dst")
+    assert proc.returncode == 1 and "train: 1 of 2 pairs split" in proc.stderr
+    assert "x.png: its halves would be x.png, the name x.jpg's halves have" in proc.stderr
+    assert (read_image(tmp_path / "dst" / "trainA" / "x.png") < 10).all()  # from x.jpg, the first listed

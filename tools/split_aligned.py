@@ -36,9 +36,13 @@ def split(src: Path, dst: Path, phase: str) -> tuple[int, list[str]]:
     images = list_images(src / phase)
     if not images:
         raise SystemExit(f"error: no images in {src / phase}")
-    failed = []
+    failed, written = [], {}
     for path in tqdm(images, desc=phase, unit="img"):
         rel = path.relative_to(src / phase).with_suffix(".png")
+        if rel in written:  # a.jpg and a.png: one output name
+            failed.append(f"{path}: its halves would be {rel}, the name {written[rel].name}'s halves have")
+            continue
+        written[rel] = path
         a_out, b_out = dst / f"{phase}A" / rel, dst / f"{phase}B" / rel
         if a_out.exists() and b_out.exists():
             continue
