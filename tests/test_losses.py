@@ -159,3 +159,15 @@ def test_a_negative_or_non_finite_weight_or_parameter_is_a_config_error():
     assert build_penalty("r1", 0.0).weight == 0.0 and build_penalty("r1", 5).weight == 5.0
     with pytest.raises(ConfigError, match=r"losses.gan: .*'lsgan': b must be a finite number, got nan"):
         build_gan_loss("lsgan", b=float("nan"))
+
+
+def test_rsgan_pairs_real_and_fake_so_their_shapes_must_match():
+    gan = build_gan_loss("rsgan")
+    r, f = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [0.5]])
+    expected = torch.nn.functional.softplus(-(r - f)).mean()
+    assert torch.allclose(gan.d_loss(r, f), expected)
+    with pytest.raises(ValueError, match=r"shapes \(2, 1\) and \(3, 1\) differ"):
+        gan.d_loss(r, torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="pairwise"):
+        gan.g_loss(torch.zeros(3, 1), r)
+    assert torch.isfinite(build_gan_loss("rasgan").d_loss(r, torch.zeros(3, 1)))  # averaged: any batch sizes

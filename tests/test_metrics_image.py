@@ -94,3 +94,11 @@ def test_errors_on_bad_input():
         psnr(np.zeros((8, 8)), np.zeros((8, 9)))
     with pytest.raises(ValueError):
         psnr(np.zeros((8, 8)), np.ones((8, 8)), y_channel=True)
+
+
+def test_empty_images_are_a_value_error():
+    empty = np.zeros((0, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"empty images: shape"):
+        psnr(empty, empty)
+    with pytest.raises(ValueError, match=r"empty images: shape"):
+        ssim(empty, empty)

@@ -14,6 +14,7 @@ halving them, as some implementations do, is selectable with ``half=True``.  The
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from ..registry import GAN_LOSSES
@@ -34,10 +35,18 @@ class RSGAN(_Relativistic):
     """Relativistic standard GAN (pairwise); ``half`` has no effect (one term)."""
 
     def _d(self, r, f):
-        return F.softplus(-(r - f)).mean()
+        return F.softplus(-(_paired(r, f) - f)).mean()
 
     def _g(self, f, r):
-        return F.softplus(-(f - r)).mean()
+        return F.softplus(-(_paired(f, r) - r)).mean()
+
+
+def _paired(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a``, if it has ``b``'s shape: the pairwise loss compares the i-th real with the i-th fake."""
+    if a.shape != b.shape:
+        raise ValueError(f"rsgan compares real and fake logits pairwise: their shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)} differ (the averaged forms, rasgan..., do not need equal batches)")
+    return a
 
 
 class _Average(_Relativistic):

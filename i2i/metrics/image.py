@@ -61,6 +61,8 @@ def _prepare(a, b, data_range: float, y_channel: bool) -> tuple[torch.Tensor, to
     x, y = _to_nchw(a), _to_nchw(b)
     if x.shape != y.shape:
         raise ValueError(f"image shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"empty images: shape {tuple(x.shape)}")
     if y_channel:
         x, y = rgb_to_y(x, data_range), rgb_to_y(y, data_range)
     return x, y
