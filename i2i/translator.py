@@ -63,10 +63,9 @@ def uint8_array(image) -> np.ndarray:
                          f"got shape {array.shape}")
     if array.size == 0:
         raise ValueError(f"image: empty array (shape {array.shape})")
-    array = array[:, :, :3] if array.shape[2] == 4 else array[:, :, :1] if array.shape[2] == 2 else array
-    if array.dtype == np.uint16:
-        array = np.round(array * (255.0 / 65535.0)).astype(np.uint8)
-    return array
+    from .data.io import to_uint8
+
+    return to_uint8(array[:, :, :3] if array.shape[2] == 4 else array[:, :, :1] if array.shape[2] == 2 else array)
 
 
 class Translator:

@@ -180,11 +180,17 @@ def _assert_ranks_train_as_one(tree, rank0, rank1, one_dir):
     return kinds, one_kinds
 
 
-def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
+def _spawn_two(worker, tmp_path, monkeypatch) -> dict:
+    """Run ``worker(rank, 2, port, run_dir, out)`` on two processes; ``out`` as the workers left it."""
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = mp.Manager().dict()
-    mp.spawn(_train_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
+    mp.spawn(worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
+    return out
+
+
+def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
+    out = _spawn_two(_train_worker, tmp_path, monkeypatch)
     for i, tree in enumerate((PLAIN, BATCH_NORM)):
         kinds, one_kinds = _assert_ranks_train_as_one(tree, out[0][i], out[1][i], tmp_path / "one")
         if tree is BATCH_NORM:
@@ -215,10 +221,7 @@ def _penalty_worker(rank, world, port, run_dir, out):
 
 
 def test_random_penalties_on_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    out = mp.Manager().dict()
-    mp.spawn(_penalty_worker, args=(2, _free_port(), str(tmp_path), out), nprocs=2)
+    out = _spawn_two(_penalty_worker, tmp_path, monkeypatch)
     for i, tree in enumerate((GP, DRAGAN)):
         _assert_ranks_train_as_one(tree, out[0][0][i], out[1][0][i], tmp_path / "one")
     # uneven shares: the ranks' points are those of one process (DRAGAN's std all-reduced), streams stay in step

@@ -108,7 +108,8 @@ def _decode(buf: np.ndarray, scale: int = 1) -> tuple[np.ndarray | None, int]:
     return cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR), 1
 
 
-def _to_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """An image array as uint8: 16-bit scaled by 255 / 65535, floats taken as [0, 1], other integers by their range."""
     if img.dtype == np.uint8:
         return img
     if img.dtype == np.uint16:
@@ -268,7 +269,7 @@ def read_image_sized(path: str | Path, channels: int = 3, *, max_pixels: int | N
         raise DataError(f"cannot read image {path}: not a valid or supported image file")
     if img.shape[0] * img.shape[1] > limit:  # the decoder saw another size than the header said
         raise DataError(f"cannot read image {path}: decoded size {img.shape[1]}x{img.shape[0]} is over the pixel limit")
-    img = _to_uint8(img)
+    img = to_uint8(img)
     if img.ndim == 2:
         img = img[:, :, None]
     if img.shape[2] == 4:  # BGRA: composite on white
