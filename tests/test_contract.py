@@ -35,6 +35,9 @@ TINY = {
 }
 
 
+GOLDEN_CLOSE_STEPS = {"pix2pix": 20, "cyclegan": 6}
+
+
 def write_config(tmp_path, name, tree, **train):
     tree = {**tree, "data": {**DATA, **tree.get("data", {})},
             "train": {"out_dir": str(tmp_path / "runs"), "name": name, "checkpoint_every": 1000, **train},
@@ -65,10 +68,18 @@ def test_losses_match_those_recorded_before_the_contract_changed(tmp_path, model
         torch.set_num_threads(threads)
     new = records(tmp_path / "runs" / model)
     assert len(new) == len(golden) == 20
+    # Recorded on one CPU; oneDNN picks other kernels on others (AVX2, AVX-512, AMX), which round differently
+    # in the 7th digit. Measured against the recording on AVX2 and AVX-512 BF16 paths: pix2pix stays within
+    # 2.2e-5 (relative) for all 20 steps; CycleGAN within 5e-6 for 6 steps, after which its LSGAN losses
+    # amplify the rounding (2e-4 at step 7, up to 8e-2 by step 17). A change of the math shows at step 1,
+    # so the steps before the amplification are compared at 1e-4 and the rest only loosely.
+    close_steps = GOLDEN_CLOSE_STEPS[model]
     for old, rec in zip(golden, new):
+        tol = 1e-4 if old["step"] <= close_steps else 0.3
         for key, value in old.items():
             # the one renamed log: the lr is logged per optimizer group
-            assert rec[{"train/lr": "train/lr_G"}.get(key, key)] == value, (old["step"], key)
+            assert rec[{"train/lr": "train/lr_G"}.get(key, key)] == pytest.approx(value, rel=tol, abs=1e-7), \
+                (old["step"], key)
 
 
 TOY = textwrap.dedent('''
