@@ -120,6 +120,19 @@ class EmaConfig:
 
 
 @dataclass
+class DivergenceConfig:
+    """A watched loss far above its running level for many log steps: roll back, then stop (i2i.engine.divergence)."""
+
+    watch: List[str] = field(default_factory=list)  #: logged losses to watch (e.g. [G_L1]; empty = off)
+    factor: float = rule(2.0, gt=1)  #: high = above factor x the running level
+    patience: int = rule(5, ge=1)  #: log steps in a row high before the run counts as diverged
+    warmup: int = rule(5, ge=1)  #: healthy log steps that form the level before anything counts as high
+    smoothing: float = rule(0.1, gt=0, le=1)  #: weight of a new healthy interval in the running level
+    lr_factor: float = rule(0.5, gt=0, le=1)  #: each rollback multiplies every learning rate by this
+    max_rollbacks: int = rule(2, ge=0)  #: then stop with one line (exit 1)
+
+
+@dataclass
 class TrainConfig:
     epochs: int = rule(100, ge=0)  #: epochs at the initial learning rate
     epochs_decay: int = rule(100, ge=0)  #: further epochs with each group's schedule applied (linear: to 0)
@@ -147,6 +160,7 @@ class TrainConfig:
     #: with several processes, batch norms use the statistics of the global batch (SyncBatchNorm); no-op in one
     sync_bn: bool = False
     ema: EmaConfig = field(default_factory=EmaConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
 
 
 @dataclass

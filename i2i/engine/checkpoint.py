@@ -147,6 +147,12 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def step_of(path: Path) -> int:
+    """The step of a ``step_N.pt`` checkpoint file (-1 for other names)."""
+    m = _STEP_FILE.match(Path(path).name)
+    return int(m.group(1)) if m else -1
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():

@@ -26,7 +26,7 @@ import yaml
 
 from ..config.tree import edited_since_saved
 from ..utils import atomic_write_text
-from .checkpoint import list_checkpoints, load_newest, read_checkpoint, resolve_checkpoint
+from .checkpoint import list_checkpoints, load_newest, read_checkpoint, resolve_checkpoint, step_of
 
 
 @dataclass
@@ -51,10 +51,6 @@ def run_folder_of(checkpoint: Path) -> Path | None:
     if parent.name == "checkpoints" and (parent.parent / "config.yaml").is_file():
         return parent.parent
     return None
-
-
-def _step_of(path: Path) -> int:
-    return int(path.stem.split("_")[-1])
 
 
 def _unique(path: Path) -> Path:
@@ -83,7 +79,7 @@ def open_resume_point(arg: str | Path) -> ResumePoint:
         run_dir = run_folder_of(ckpt)
     point = ResumePoint(ckpt, state, run_dir)
     if run_dir is not None:
-        point.newer = [p for p in list_checkpoints(run_dir) if _step_of(p) > point.step]
+        point.newer = [p for p in list_checkpoints(run_dir) if step_of(p) > point.step]
     return point
 
 

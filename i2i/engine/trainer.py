@@ -30,12 +30,15 @@ from ..models import build_model
 from ..nn.sync_bn import convert_sync_batchnorm
 from . import distributed as dist
 from . import speed
-from .checkpoint import checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, save_checkpoint
+from .checkpoint import (checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, read_checkpoint,
+                         save_checkpoint)
+from .divergence import DivergenceGuard
 from .ema import EMA
 from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .reducer import GradReducer
+from .resume import cut_metrics
 from .runtime import (autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state,
                       step_generator)
 from .signals import StopSignals
@@ -92,6 +95,7 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
         self.guard = BadStepGuard(cfg.train.max_bad_steps, quiet=not self.dist.is_main)
+        self.divergence = DivergenceGuard(cfg.train.divergence)
         self.signals = StopSignals(quiet=not self.dist.is_main)
         self.bad_losses: list[str] = []
         self._saved_step = -1
@@ -197,6 +201,13 @@ class Trainer:
                         if self.logger:
                             self.logger.scalars(self.step, means)
                         sums, counts, count, tic = {}, {}, 0, time.perf_counter()
+                        diverged = self.divergence.observe(self.step, means)
+                        if self.dist.enabled and self.divergence.enabled:
+                            diverged = dist.any_rank(diverged, self.device)
+                        if diverged:
+                            del out
+                            self._roll_back()  # back to an earlier step: the epoch's batches start again
+                            break
                     if self.logger and (self.step % cfg.log.sample_every == 0 or finished):
                         self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
                     eval_error = None
@@ -314,6 +325,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "loss_state": self.model.loss_state(),
             "rng": rng_state(),
+            "divergence": self.divergence.state_dict(),
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -350,6 +362,42 @@ class Trainer:
         return StopTraining(f"{what}; the last good state is saved in {path} (lower the learning rate with --set, "
                             "or check the data, then --resume)")
 
+    def _roll_back(self) -> None:
+        """The watched losses diverged (:mod:`i2i.engine.divergence`): continue from the newest checkpoint written
+        while they were healthy with lower learning rates, or stop with one line."""
+        guard, cfg = self.divergence, self.cfg.train.divergence
+        what = f"training diverged at step {self.step}: {guard.describe()} for {cfg.patience} log steps"
+        target = guard.rollback_target(self.run_dir) if self.dist.is_main else None
+        why = ("a rollback is not done with several processes" if self.dist.enabled
+               else "no checkpoint of a healthy step is left to roll back to" if target is None
+               else f"after {guard.rollbacks} rollback(s) (train.divergence.max_rollbacks)"
+               if guard.rollbacks >= cfg.max_rollbacks else None)
+        if why is not None:
+            best = checkpoint_dir(self.run_dir) / "best.pt"
+            where = f"; the best checkpoint is {best}" if best.is_file() else ""
+            raise StopTraining(f"{what}; stopped: {why}{where} (lower the learning rate with --set, then --resume)")
+        keep = self.best, guard.rollbacks  # best.pt stays the best of the whole run; rollbacks keep counting
+        state = read_checkpoint(target, self.device)
+        self._load_state(state)
+        self.best, guard.rollbacks = keep
+        # the checkpoint's rates are those of its own number of rollbacks: scale them to this one's
+        scale = cfg.lr_factor ** (guard.rollbacks + 1 - int((state.get("divergence") or {}).get("rollbacks", 0)))
+        for group, opt in self.optimizers.items():
+            sched = self.schedulers[group]
+            sched.base_lrs = [lr * scale for lr in sched.base_lrs]
+            for pg in opt.param_groups:
+                pg["lr"] *= scale
+                if "initial_lr" in pg:
+                    pg["initial_lr"] *= scale
+        guard.rolled_back()
+        print(f"warning: {what}; rolled back to {target.name} with the learning rates x {cfg.lr_factor} "
+              f"(rollback {guard.rollbacks} of {cfg.max_rollbacks})", file=sys.stderr)
+        if self.logger:  # metrics.jsonl and TensorBoard hold each step once, as the run that goes on
+            self.logger.close()
+            cut_metrics(self.logger.metrics_path, self.step)
+            self.logger = RunLogger(self.run_dir, self.cfg.log.tensorboard, self.step + 1)
+        self._saved_step = self.step
+
     def _load_state(self, state: dict) -> None:
         """Continue from a checkpoint; ``CheckpointError`` (one line) if it does not fit this config's model."""
         name = self.cfg.model.name
@@ -372,6 +420,7 @@ class Trainer:
             self.step, self.epoch = int(state["step"]), int(state["epoch"])
             self.batch_in_epoch = int(state["batch_in_epoch"])
             self.best = state.get("best")
+            self.divergence.load_state_dict(state.get("divergence") or {})
             if self.dist.rank == 0:
                 set_rng_state(state["rng"])
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
