@@ -93,8 +93,11 @@ def combine(tree: dict, overrides: Iterable[str]) -> dict:
     return merge(expand_group_defaults(tree, groups), expand_group_defaults(over, groups))
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    tree = read_yaml(path) if path else {}
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                files: list[Path] | None = None) -> Config:
+    """The checked config of the file ``path`` (or a shipped config's name) with ``overrides`` (``--set``);
+    ``files`` collects the files read (see :func:`~i2i.config.read_yaml`)."""
+    tree = read_yaml(path, files) if path else {}
     cfg = build_config(combine(tree, overrides))
     if path and not cfg.train.name:
         cfg.train.name = Path(path).stem

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..config import save_config
+from ..config.shipped import SHIPPED, shipped_configs, summary
 from ..configure import config_of_checkpoint, load_config
 from ..errors import CheckpointError, ConfigError
 from .common import add_debug, add_import, run
@@ -15,7 +16,8 @@ from .paths import check_output_dir
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].replace("``", ""))
-    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--config", help="YAML config file, or the name of a shipped config (see --list-configs)")
+    p.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. optim.G.lr=1e-4 (optim.default.lr: every group)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest readable checkpoint (or a .pt file), with the config saved in "
                         "it (--set changes settings); from an older checkpoint it branches into a new run folder")
@@ -66,11 +68,32 @@ def _resume_dir(point, cfg) -> tuple[Path, bool]:
     return point.run_dir, False
 
 
+def list_configs() -> int:
+    """Print each shipped config's name and first comment line."""
+    configs = shipped_configs()
+    width = max(map(len, configs), default=0)
+    for name, path in configs.items():
+        print(f"{name:<{width}}  {summary(path)}")
+    print(f"(in {SHIPPED}; train one with i2i-train --config NAME)", file=sys.stderr)
+    return 0
+
+
+def _source(args: argparse.Namespace, point, files: list[Path]) -> str:
+    """Where the config came from, for the comment line of the saved config.yaml."""
+    if point is not None:
+        where = f"the one saved in {point.checkpoint}"
+    else:
+        where = str(files[0].absolute()) + "".join(f" (base: {f.absolute()})" for f in files[1:])
+    return where + (f" with --set {' '.join(args.set)}" if args.set else "")
+
+
 def train(args: argparse.Namespace) -> int:
+    if args.list_configs:
+        return list_configs()
     from ..engine.resume import cut_metrics, open_resume_point, say_config
     from ..engine.trainer import Trainer
 
-    point = None
+    point, files = None, []
     if args.resume:
         point = open_resume_point(args.resume)
         try:
@@ -83,7 +106,7 @@ def train(args: argparse.Namespace) -> int:
             raise
         run_dir, new = _resume_dir(point, cfg)
     elif args.config:
-        cfg = load_config(args.config, args.set)
+        cfg = load_config(args.config, args.set, files)
         run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
@@ -100,7 +123,7 @@ def train(args: argparse.Namespace) -> int:
             say_config(point, run_dir, args.set)
             source = point.run_dir / "metrics.jsonl" if point.run_dir else None
             cut_metrics(run_dir / "metrics.jsonl", point.step, source)
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, run_dir / "config.yaml", _source(args, point, files))
         print(f"run folder: {run_dir}", file=sys.stderr)
     last = trainer.fit()
     if trainer.dist.is_main and last is not None:

@@ -20,6 +20,7 @@ import yaml
 
 from ..errors import ConfigError
 from .schema import OPEN, SHORTHAND, Config, ModelSettings
+from .shipped import find_config
 
 
 # --------------------------------------------------------------------------- dict <-> dataclass
@@ -189,11 +190,15 @@ def unknown_key(key_path: str, key: str, valid: Iterable[str]) -> str:
 
 
 # --------------------------------------------------------------------------- reading
-def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
-    """Read a YAML config, following ``base:`` links (relative to the file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+def read_yaml(path: str | Path, files: list[Path] | None = None, _seen: tuple = ()) -> dict:
+    """Read a YAML config, following ``base:`` links (relative to the file).
+
+    A name that is not a file, there or in the working folder, is a shipped config
+    (:func:`~i2i.config.shipped.find_config`); ``files`` collects the files read, the given one first.
+    """
+    path = find_config(path)
+    if files is not None:
+        files.append(path)
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: 'base' chain loops back to itself")
     try:
@@ -210,8 +215,13 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
     if base:
-        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
-        data = merge(read_yaml(base_path, _seen + (path.resolve(),)), data)
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base: expected a file or shipped config name, got {base!r}")
+        try:
+            base_path = find_config(base, path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: base: {exc}") from None
+        data = merge(read_yaml(base_path, files, _seen + (path.resolve(),)), data)
     return data
 
 
@@ -333,11 +343,14 @@ def _digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config, stamped with a checksum so that a later edit of the file is noticed."""
+def save_config(cfg: Config, path: str | Path, source: str = "") -> None:
+    """Write the resolved config, stamped with a checksum so that a later edit of the file is noticed;
+    ``source`` (where the config came from) goes into a comment line."""
     from ..utils import atomic_write_text
 
     body = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    if source:
+        body = f"# config: {source if source.isprintable() else repr(source)}\n" + body
     atomic_write_text(path, _STAMP.format(_digest(body)) + body)
 
 

@@ -41,7 +41,11 @@ def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = T
         raise ConfigError(f"{path}.root: not set (a dataset folder, or builtin:NAME)")
     if check_paths and not is_builtin(cfg.root) and not Path(cfg.root).is_dir():
         shown = cfg.root if cfg.root.isprintable() else repr(cfg.root)  # the message stays one line
-        raise ConfigError(f"{path}.root: folder not found: {shown}")
+        from .download import download_command
+
+        command = download_command(cfg.root)
+        hint = f" (download it with: {command})" if command and command.isprintable() else ""
+        raise ConfigError(f"{path}.root: folder not found: {shown}{hint}")
 
 
 def seed_worker(worker_id: int) -> None:

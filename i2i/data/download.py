@@ -106,6 +106,18 @@ def resolve(name: str) -> DatasetSpec:
     return DatasetSpec(bare, source, f"{bare}_cyclegan" if shared and source == "cyclegan" else bare)
 
 
+def download_command(folder: str | Path) -> str | None:
+    """The command that downloads a dataset into ``folder``, or None if no dataset unpacks to a folder of that name."""
+    import shlex
+
+    folder = Path(folder)
+    name = next((n for n in known_names() if resolve(n).folder == folder.name), None)
+    if name is None:
+        return None
+    root = "" if folder.parent == Path("datasets") else f" --root {shlex.quote(str(folder.parent))}"
+    return f"i2i-download {name}{root}"
+
+
 # --------------------------------------------------------------------------- fetching
 def fetch(url: str, dest: Path, progress: bool = True, timeout: float = 60.0, desc: str = "") -> int:
     """Stream ``url`` into ``dest`` with a progress bar; return the byte count."""
@@ -225,12 +237,12 @@ def download(name: str, root: str | Path = "datasets", force: bool = False, base
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``download_dataset.py NAME [--root DIR] [--force] [--base-url URL]``; returns the exit code."""
+    """``i2i-download NAME [--root DIR] [--force] [--base-url URL]``; returns the exit code."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(
-        description="Download a public pix2pix/CycleGAN dataset.",
+        prog="i2i-download", description="Download a public pix2pix/CycleGAN dataset.",
         epilog=f"names: {', '.join(known_names())}; cityscapes must be obtained from its website",
     )
     parser.add_argument("name", help="dataset name; cyclegan/facades and cyclegan/maps pick the unpaired versions")
@@ -252,3 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = resolve(args.name)
     print(f"{args.name}: installed in {target} (use data.kind: {spec.kind}, data.root: {target})")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
