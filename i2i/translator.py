@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from .config import Config
 from .configure import config_of_checkpoint
-from .engine.checkpoint import load_weights, open_checkpoint
+from .engine.checkpoint import describe, load_weights, open_checkpoint
 from .errors import CheckpointError
 from .engine.runtime import select_device
 from .models import build_model
@@ -81,6 +81,8 @@ class Translator:
     ``train.channels_last`` runs in that layout here too (the layout it was measured faster in).
     """
 
+    checkpoint = ""  #: the checkpoint file the weights come from, with its step
+
     def __init__(self, model, cfg: Config, device: torch.device) -> None:
         self.model, self.cfg, self.device = model.eval(), cfg, device
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -94,7 +96,7 @@ class Translator:
         if weights not in ("ema", "raw"):
             raise ConfigError(f"weights: {weights!r} is not one of ema, raw")
         device = select_device(str(device) if device else "auto", key="device")
-        path, state = open_checkpoint(path)
+        path, state = open_checkpoint(path, prefer_best=True)
         try:
             cfg = config_of_checkpoint(state, check_paths=False)
         except ConfigError as exc:  # the file's fault, not the command line's
@@ -107,7 +109,9 @@ class Translator:
             load_weights(model, values, f"the {cfg.model.name} model its config builds")
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
-        return cls(model.to(device), cfg, device)
+        translator = cls(model.to(device), cfg, device)
+        translator.checkpoint = describe(path, state)  # which file: a run folder gives its best.pt, else its newest
+        return translator
 
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:
         return self.model.channels(direction)

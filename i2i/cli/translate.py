@@ -223,8 +223,9 @@ def translate_folder(args: argparse.Namespace) -> int:
                                   tile_above=args.tile_above, tiled=tiled)
 
     done = len(todo) - len(failed)
-    print(f"translated {done} image(s) into {out_root}" + (f", kept {skipped} existing (use --overwrite)" if skipped else ""),
-          file=sys.stderr)
+    source = f" with {translator.checkpoint}" if getattr(translator, "checkpoint", "") else ""
+    print(f"translated {done} image(s) into {out_root}{source}"
+          + (f", kept {skipped} existing (use --overwrite)" if skipped else ""), file=sys.stderr)
     if fit:
         print(f"mean reconstruction error of the latent inversion: {sum(fit) / len(fit):.4f} (MSE, pixels in [-1, 1])",
               file=sys.stderr)

@@ -138,7 +138,8 @@ class TrainConfig:
     epochs_decay: int = rule(100, ge=0)  #: further epochs with each group's schedule applied (linear: to 0)
     max_steps: int = rule(0, ge=0)  #: stop after this many iterations (0 = run all epochs)
     time_budget_min: float = rule(0.0, ge=0)  #: stop after this many minutes of training (0 = no limit)
-    amp: str = rule("off", choices=("off", "bf16", "fp16"))  #: mixed precision (fp16 needs CUDA)
+    #: mixed precision (fp16 needs CUDA; auto: bf16 where the CPU or GPU computes bf16 natively, else off)
+    amp: str = rule("off", choices=("off", "bf16", "fp16", "auto"))
     seed: int = 0
     device: str = "auto"  #: auto (cuda, mps, cpu), or an explicit torch device
     out_dir: str = "runs"  #: parent folder of run folders
@@ -174,7 +175,7 @@ class LogConfig:
 @dataclass
 class EvalConfig:
     every: int = rule(0, ge=0)  #: steps between evaluations (0 = off)
-    root: str = ""  #: validation dataset folder (same layout as data.root)
+    root: str = ""  #: validation dataset folder (same layout as data.root; '' = data.root)
     phase: str = "val"
     direction: str = rule("AtoB", choices=("AtoB", "BtoA"))  #: translation scored against the other domain
     metrics: List[str] = field(default_factory=lambda: ["psnr", "ssim"])

@@ -330,8 +330,8 @@ def _check_relations(cfg: Config) -> None:
     name = Path(t.name) if t.name else None
     if name is not None and (name.is_absolute() or ".." in name.parts or t.name.strip() in (".", "")):
         raise ConfigError(f"train.name: {t.name!r} must name a folder inside train.out_dir")
-    if cfg.eval.every and not cfg.eval.root:
-        raise ConfigError("eval.root: eval.every is set but no validation folder is given")
+    if cfg.eval.every and not cfg.eval.root:  # the validation split of the training data
+        cfg.eval.root = cfg.data.root
 
 
 _STAMP = "# written by i2i-train; sha256 {} of the lines below (an edit is noticed on --resume)\n"

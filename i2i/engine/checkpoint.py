@@ -40,15 +40,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return open_checkpoint(path, map_location)[1]
 
 
-def open_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[Path, dict[str, Any]]:
-    """``(file, state)`` of a checkpoint file, or of the newest readable one of a run folder."""
+def open_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    prefer_best: bool = False) -> tuple[Path, dict[str, Any]]:
+    """``(file, state)`` of a checkpoint file, or of the newest readable one of a run folder
+    (with ``prefer_best``, its ``best.pt`` kept by ``eval.best`` first)."""
     path = Path(path)
     if path.is_dir():
+        best = checkpoint_dir(path) / "best.pt"
+        if prefer_best and best.is_file():
+            try:
+                return best, read_checkpoint(best, map_location)
+            except CheckpointError as exc:
+                print(f"warning: {exc}; using the newest step checkpoint", file=sys.stderr)
         found, state, skipped = load_newest(path, map_location)
         warn_skipped(skipped, found)
         return found, state
     path = resolve_checkpoint(path)
     return path, read_checkpoint(path, map_location)
+
+
+def describe(path: Path, state: dict[str, Any]) -> str:
+    """``RUN/checkpoints/best.pt (step 6000, best psnr 24.31 on the validation set)``."""
+    key = ((state.get("config") or {}).get("eval") or {}).get("best", "")
+    score = state.get("best")
+    by = f", best {key} {score:.4g} on the validation set" if path.name == "best.pt" and key and \
+        isinstance(score, float) else ""
+    return f"{path} (step {state.get('step')}{by})"
 
 
 def load_newest(run_dir: str | Path, map_location: str | torch.device = "cpu"

@@ -38,6 +38,19 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def resolve_amp(device: torch.device, amp: str) -> str:
+    """``auto``: bf16 where the device computes in bf16 natively (CUDA with bf16, a CPU whose oneDNN has a bf16
+    path: AVX-512 BF16 or AMX), otherwise off; other values as they are."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "off"
+    if device.type == "cpu":
+        mkldnn_bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return "bf16" if mkldnn_bf16 is not None and mkldnn_bf16() else "off"
+    return "off"
+
+
 def check_amp(device: torch.device, amp: str) -> None:
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError(f"train.amp: fp16 needs a CUDA device (running on {device.type}); use bf16 or off")

@@ -39,8 +39,8 @@ from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .reducer import GradReducer
 from .resume import cut_metrics
-from .runtime import (autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state,
-                      step_generator)
+from .runtime import (autocast, check_amp, make_scaler, resolve_amp, rng_state, seed_everything, select_device,
+                      set_rng_state, step_generator)
 from .signals import StopSignals
 
 
@@ -59,7 +59,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.dist = dist.init_distributed()
         self.device = dist.device_for(self.dist, select_device(cfg.train.device))
-        check_amp(self.device, cfg.train.amp)
+        self.amp = resolve_amp(self.device, cfg.train.amp)
+        check_amp(self.device, self.amp)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed + self.dist.rank)
@@ -89,7 +90,7 @@ class Trainer:
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
         self.schedulers = {g: make_scheduler(o, cfg.optim[g], cfg.train, self.steps_per_epoch)
                            for g, o in self.optimizers.items()}
-        self.scaler = make_scaler(self.device, cfg.train.amp)
+        self.scaler = make_scaler(self.device, self.amp)
         ema_cfg, group = cfg.train.ema, self.model.ema_group
         self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -111,7 +112,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        model, amp = self.model, self.cfg.train.amp
+        model, amp = self.model, self.amp
         model.train()
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
