@@ -79,3 +79,32 @@ def test_refinement_starts_at_zero_after_the_builders_init_and_then_learns():
     refined.train()
     losses = fit(refined, refined.refine.parameters(), hazy, clear, 30)
     assert torch.count_nonzero(refined.refine[-1].weight) > 0 and losses[-1] < losses[0]
+
+
+def test_the_bounds_keep_a_gradient_where_they_saturate():
+    from i2i.dehaze.physics import GRAD_FLOOR, leaky_clamp_min, leaky_sigmoid, leaky_tanh
+
+    x = torch.tensor([-60.0, -1.0, 0.0, 2.0, 60.0], requires_grad=True)
+    for fn, plain, slope in ((leaky_sigmoid, torch.sigmoid, lambda v: torch.sigmoid(v) * (1 - torch.sigmoid(v))),
+                             (leaky_tanh, torch.tanh, lambda v: 1 - torch.tanh(v) ** 2),
+                             (lambda v: leaky_clamp_min(v, 0.5), lambda v: v.clamp(min=0.5), lambda v: (v >= 0.5).float())):
+        y = fn(x)
+        assert torch.equal(y, plain(x))  # the values are the plain function's
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        torch.testing.assert_close(grad, slope(x.detach()).clamp(min=GRAD_FLOOR))  # the slope, at least the floor
+
+
+def test_driven_into_saturation_it_recovers_instead_of_staying_the_identity():
+    # Adam at 1e-2 drove the earlier dehazer (no normalization in its CNN, a plain sigmoid) into t = 1, where it
+    # passed no gradient and stayed the identity (L1 = that of the hazy input) for good, on two seeds of three
+    pairs = [scene(s) for s in range(4)]
+    hazy, clear = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+    hazy_l1 = float((hazy - clear).abs().mean())
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = GENERATORS.build("physics_dehazer", width=8, radius=8)
+        losses = fit(net, net.parameters(), hazy, clear, 100)
+        with torch.no_grad():
+            out = net(hazy)
+        assert max(losses[50:]) < 0.3 * hazy_l1, (seed, losses[50:])
+        assert float((out - hazy).abs().mean()) > 0.5 * hazy_l1, seed  # far from the identity
