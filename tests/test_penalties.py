@@ -191,7 +191,8 @@ def test_penalties_and_began_under_ddp(tmp_path):
             D.zero_grad()
         assert float(build_penalty("gp", 1.0)(D, real, fake)) == pytest.approx(9.0, rel=1e-6)
         began = build_gan_loss("began", gamma=0.5, lambda_k=0.1)
-        began.d_loss(torch.ones(2), torch.zeros(2))  # k update averaged over the (single) process
+        began.d_loss(torch.ones(2), torch.zeros(2))
+        began.update()  # k update averaged over the (single) process
         assert began.logs() == {"k_t": pytest.approx(0.05), "m_global": pytest.approx(1.5)}
     finally:
         dist.destroy_process_group()
