@@ -103,3 +103,25 @@ def test_the_step_generator_depends_on_the_seed_and_the_step_only():
     assert torch.equal(draw(0, 5), draw(0, 5))
     assert not torch.equal(draw(0, 5), draw(0, 6)) and not torch.equal(draw(0, 5), draw(1, 5))
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
+
+
+def test_the_distributed_backend_follows_the_training_device_not_the_host(monkeypatch):
+    import torch.distributed as tdist
+
+    from i2i.engine import distributed
+
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for(torch.device("cuda", 1)) == "nccl"
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a host with GPUs
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    monkeypatch.setattr(tdist, "is_initialized", lambda: False)
+    monkeypatch.setattr(tdist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    info = distributed.init_distributed(torch.device("cpu"))  # train.device: cpu on that host
+    assert calls == [("init", "gloo")] and (info.rank, info.world_size, info.local_rank) == (1, 2, 1)
+    calls.clear()
+    distributed.init_distributed(torch.device("cuda"))
+    assert calls == [("set_device", 1), ("init", "nccl")]

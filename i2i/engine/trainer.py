@@ -54,8 +54,9 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, resume: dict | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.dist = dist.init_distributed()
-        self.device = dist.device_for(self.dist, select_device(cfg.train.device))
+        device = select_device(cfg.train.device)
+        self.dist = dist.init_distributed(device)
+        self.device = dist.device_for(self.dist, device)
         check_amp(self.device, cfg.train.amp)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
