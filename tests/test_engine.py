@@ -125,3 +125,38 @@ def test_the_distributed_backend_follows_the_training_device_not_the_host(monkey
     calls.clear()
     distributed.init_distributed(torch.device("cuda"))
     assert calls == [("set_device", 1), ("init", "nccl")]
+
+
+def test_checkpoints_hold_the_rng_state_of_their_own_gpu_only(monkeypatch):
+    # a multi-GPU checkpoint resumes on fewer GPUs; checked with CUDA's functions replaced (no GPU needed)
+    from i2i.engine.runtime import rng_state, set_rng_state
+
+    gpu_states = {i: torch.full((4,), i, dtype=torch.uint8) for i in range(4)}  # one generator per GPU
+    restored = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: gpu_states[device.index].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append((device.index, s)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    def every_gpu():
+        raise AssertionError("the states of every visible GPU are not saved")
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", every_gpu)
+    state = rng_state(torch.device("cuda", 3))
+    assert torch.equal(state["cuda"], gpu_states[3]) and "cuda" not in rng_state(torch.device("cpu"))
+    assert "cuda" not in rng_state()
+    set_rng_state(state, torch.device("cuda", 0))  # resumed by a process of another (or the only) GPU
+    assert len(restored) == 1 and restored[0][0] == 0 and torch.equal(restored[0][1], gpu_states[3])
+    restored.clear()
+    set_rng_state(state, torch.device("cpu"))  # resumed on the CPU: the GPU state is not used
+    assert restored == []
+    # an older checkpoint holds the list of every visible GPU's state: the device's own entry is taken
+    old = {**rng_state(), "cuda": [gpu_states[i] for i in range(4)]}
+    set_rng_state(old, torch.device("cuda", 2))
+    set_rng_state(old, torch.device("cuda"))  # the current device (0)
+    set_rng_state(old, torch.device("cuda", 5))  # written on a machine with fewer GPUs than this index
+    assert [(i, int(s[0])) for i, s in restored] == [(2, 2), (None, 0)]
+    torch.manual_seed(7)
+    saved = rng_state()
+    first = torch.rand(3)
+    set_rng_state(saved)
+    assert torch.equal(torch.rand(3), first)  # the CPU generator round-trips

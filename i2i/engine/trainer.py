@@ -314,7 +314,7 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
             "loss_state": self.model.loss_state(),
-            "rng": rng_state(),
+            "rng": rng_state(self.device),
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -374,7 +374,7 @@ class Trainer:
             self.batch_in_epoch = int(state["batch_in_epoch"])
             self.best = state.get("best")
             if self.dist.rank == 0:
-                set_rng_state(state["rng"])
+                set_rng_state(state["rng"], self.device)
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise CheckpointError(f"its training state does not fit {what}: {type(exc).__name__} {detail}") from None
