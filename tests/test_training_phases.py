@@ -88,3 +88,86 @@ def test_began_leaves_k_t_alone_for_a_non_finite_balance():
     assert loss.k == 0.3
     loss.update()  # nothing pending: nothing happens
     assert loss.k == 0.3
+
+
+# --------------------------------------------------------------------------- fp16 loss scaling, several phases
+# fp16 is refused off CUDA (few CPUs compute in fp16), but torch's CPU autocast and GradScaler run it: the tests
+# lift the refusal to run the trainer's loss scaling as it runs on a GPU
+PIX2PIX = {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4},
+                                        "D": {"ndf": 4, "n_layers": 1}}}
+
+
+@pytest.fixture
+def fp16_on_cpu(monkeypatch):
+    import i2i.engine.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "check_amp", lambda device, amp: None)
+
+
+def test_fp16_updates_each_phases_scaler_once_per_iteration(tmp_path, fp16_on_cpu, monkeypatch):
+    tree = {**PIX2PIX, "losses": {"penalty": {"type": "r1", "weight": 1.0, "every": 2}}}
+    t = trainer(tmp_path, tree, amp="fp16")
+    # a scale at which these tiny nets do not overflow (at the initial 65536 their G does: a bad step, see below)
+    t.scalers.load_state_dict({**torch.amp.GradScaler("cpu").state_dict(), "scale": 256.0})
+    names = {id(s): n for n, s in t.scalers.scalers.items()}
+    assert sorted(names.values()) == ["D", "D_reg", "G"] and all(s.is_enabled() for s in t.scalers.scalers.values())
+    updates = []
+    update = torch.amp.GradScaler.update
+    monkeypatch.setattr(torch.amp.GradScaler, "update", lambda self, *a: updates.append(names[id(self)]) or update(self, *a))
+    for step, batch in enumerate(batches(4)):
+        updates.clear()
+        t.train_step(batch)
+        t.step += 1
+        assert t.bad_losses == []
+        assert sorted(updates) == (["D", "D_reg", "G"] if step % 2 == 0 else ["D", "G"])  # once per phase run
+    trackers = {n: s.state_dict()["_growth_tracker"] for n, s in t.scalers.scalers.items()}
+    assert trackers == {"D": 4, "G": 4, "D_reg": 2}  # iterations without overflow, per phase
+
+
+def test_fp16_overflow_skips_after_step_and_counts_as_a_bad_step(tmp_path, fp16_on_cpu, monkeypatch):
+    from i2i.engine.guard import StopTraining
+
+    t = trainer(tmp_path, {**PIX2PIX, "losses": {"gan": {"name": "wgan", "clip": 0.01, "n_critic": 1}}},
+                amp="fp16", max_bad_steps=3)
+    t.scalers.load_state_dict({"G": {**torch.amp.GradScaler("cpu").state_dict(), "scale": 256.0}})  # G: no overflow
+    loss = t.model.loss
+    monkeypatch.setattr(t.model, "loss", lambda phase, b, o: (lambda l, g: (l * 1e12 if phase == "D" else l, g))(
+        *loss(phase, b, o)))  # D's gradients overflow fp16 at any loss scale > 1e-7; its loss stays finite
+    after = []
+    after_step = t.model.after_step
+    monkeypatch.setattr(t.model, "after_step", lambda phase: after.append(phase) or after_step(phase))
+    d_before = [p.detach().clone() for p in t.model.D.parameters()]
+    assert any(float(p.abs().max()) > 0.01 for p in d_before)  # weight clipping would change D
+    with pytest.raises(StopTraining, match=r"non-finite the gradient of optimizer group D \(fp16 overflow at loss "
+                                           r"scale 65536, lowered\) for 3 steps in a row"):
+        t.fit()
+    assert t.step == 3 and after == ["G"] * 3  # no clipping after a step the scaler skipped
+    assert all(torch.equal(a, b) for a, b in zip(d_before, t.model.D.parameters()))
+    assert t.scalers["D"].get_scale() == 65536 / 8 and t.scalers["G"].get_scale() == 256  # halved 3 times: D's alone
+
+
+def test_resume_with_fp16_from_a_checkpoint_written_without_it(tmp_path, fp16_on_cpu):
+    import yaml
+
+    from i2i.cli.train import main as train_main
+    from i2i.engine.checkpoint import load_checkpoint
+    from i2i.engine.runtime import LossScalers
+
+    tree = {**PIX2PIX, "data": DATA, "train": {"out_dir": str(tmp_path / "runs"), "name": "run", "max_steps": 2},
+            "log": {"progress": False, "tensorboard": False}}
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(tree))
+    assert train_main(["--config", str(cfg)]) == 0
+    run = tmp_path / "runs" / "run"
+    assert load_checkpoint(run)["scaler"] == {"D": {}, "G": {}}  # written without fp16
+    assert train_main(["--resume", str(run), "--set", "train.amp=fp16", "train.max_steps=4"]) == 0
+    state = load_checkpoint(run)
+    assert state["step"] == 4 and state["config"]["train"]["amp"] == "fp16"
+    assert set(state["scaler"]) == {"D", "G"} and all(s["scale"] > 0 for s in state["scaler"].values())
+    # the one scaler of older checkpoints goes to every phase
+    older = torch.amp.GradScaler("cpu", init_scale=1024.0).state_dict()
+    scalers = LossScalers(torch.device("cpu"), "fp16", ["D", "G"])
+    scalers.load_state_dict(older)
+    assert scalers["D"].get_scale() == scalers["G"].get_scale() == 1024.0
+    scalers.load_state_dict({"D": {**older, "scale": 8.0}})  # a phase the checkpoint lacks keeps its scale
+    assert scalers["D"].get_scale() == 8.0 and scalers["G"].get_scale() == 1024.0

@@ -36,7 +36,7 @@ from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .reducer import GradReducer
-from .runtime import (autocast, check_amp, make_scaler, rng_state, seed_everything, select_device, set_rng_state,
+from .runtime import (LossScalers, autocast, check_amp, rng_state, seed_everything, select_device, set_rng_state,
                       step_generator)
 from .signals import StopSignals
 
@@ -87,7 +87,7 @@ class Trainer:
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
         self.schedulers = {g: make_scheduler(o, cfg.optim[g], cfg.train, self.steps_per_epoch)
                            for g, o in self.optimizers.items()}
-        self.scaler = make_scaler(self.device, cfg.train.amp)
+        self.scalers = LossScalers(self.device, cfg.train.amp, [p.name for p in self.model.phases()])
         ema_cfg, group = cfg.train.ema, self.model.ema_group
         self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -126,25 +126,30 @@ class Trainer:
             with autocast(self.device, amp):
                 loss, phase_logs = model.loss(phase.name, batch, out)
             opt, params = self.optimizers[phase.group], self.params[phase.group]
+            scaler = self.scalers[phase.name]
             if self.reducer is not None:
                 self.reducer.prepare(phase.group)  # zeroed gradient buckets (in place of zero_grad)
             else:
                 opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            scaler.scale(loss).backward()
             if self.reducer is not None:
                 self.reducer.finish()
-            bad = non_finite(phase, loss, phase_logs, params, self.device, check_grads=amp != "fp16")
+            graded = any(p.grad is not None for p in params)  # (a phase may leave its whole group without one)
+            if graded:
+                scaler.unscale_(opt)  # fp16: true gradients, checked below like any other
+            bad = non_finite(phase, loss, phase_logs, params, self.device, scaler if graded else None)
             if bad is None:
                 clip = self.cfg.optim[phase.group].grad_clip
                 if clip:
-                    self.scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(params, clip)
-                self.scaler.step(opt)
-                self.scaler.update()
+                if graded:
+                    scaler.step(opt)
                 model.after_step(phase.name)
-            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard)
+            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard), an fp16 overflow included
                 opt.zero_grad(set_to_none=True)
                 self.bad_losses.append(bad)
+            if graded:
+                scaler.update()  # once per iteration for this phase's scaler (i2i.engine.runtime.LossScalers)
             _set_requires_grad(frozen, True)
             logs.update(phase_logs)
         if self.bad_losses:
@@ -312,7 +317,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.scalers.state_dict(),
             "loss_state": self.model.loss_state(),
             "rng": rng_state(self.device),
         }
@@ -363,7 +368,7 @@ class Trainer:
                 o.load_state_dict(state["optimizers"][k])
             for k, s in self.schedulers.items():
                 s.load_state_dict(state["schedulers"][k])
-            self.scaler.load_state_dict(state["scaler"])
+            self.scalers.load_state_dict(state["scaler"])
             self.model.load_loss_state(state.get("loss_state", {}))
             if self.ema is not None:
                 if "ema" in state:
