@@ -241,9 +241,11 @@ class Trainer:
 
     def _batches(self):
         """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
-        training with a checkpoint of the last completed step."""
+        training with a checkpoint of the last completed step.  With several processes they agree on
+        each batch, so that a failure on one stops all of them (none waits for it in a collective)."""
         it = iter(self.loader)
         while True:
+            failure = None
             try:
                 batch = next(it)
             except StopIteration:
@@ -251,12 +253,23 @@ class Trainer:
             except Exception as exc:
                 if self.signals.requested is not None:
                     raise self._stop_on_signal() from None
-                if isinstance(exc, DataError):
-                    path = self.save()
-                    raise StopTraining(f"training stopped at step {self.step}: {one_line(exc)}"
-                                       + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
-                raise
+                failure = exc
+            stop = dist.any_rank(failure is not None, self.device) if self.dist.enabled else failure is not None
+            if stop:
+                self._stop_on_data_failure(failure)
             yield batch
+
+    def _stop_on_data_failure(self, failure: Exception | None) -> None:
+        """Stop every process: rank 0 checkpoints; a data error is one line (the first failing rank's)."""
+        lines = dist.all_gather_object(one_line(failure) if isinstance(failure, DataError) else
+                                       (f"{type(failure).__name__} in the data loader" if failure else None))
+        path = self.save()
+        if failure is not None and not isinstance(failure, DataError):
+            raise failure
+        first = next((r, line) for r, line in enumerate(lines) if line is not None)
+        where = f"process {first[0]}: " if self.dist.enabled else ""
+        raise StopTraining(f"training stopped at step {self.step}: {where}{first[1]}"
+                           + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
 
     def _stop_on_signal(self) -> StopTraining:
         """Checkpoint the state after the last completed step; exit code 128 + the signal number."""
