@@ -160,3 +160,52 @@ def test_checkpoints_hold_the_rng_state_of_their_own_gpu_only(monkeypatch):
     first = torch.rand(3)
     set_rng_state(saved)
     assert torch.equal(torch.rand(3), first)  # the CPU generator round-trips
+
+
+@pytest.fixture
+def numerics_restored(monkeypatch):
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic = flags[:3]
+    torch.use_deterministic_algorithms(flags[3], warn_only=flags[4])
+
+
+def test_tf32_and_determinism_policy(numerics_restored):
+    import os
+
+    from i2i.engine.runtime import set_numerics
+
+    set_numerics(torch.device("cuda"), tf32=True, deterministic=True)  # the flags are set without a GPU
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.deterministic and torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()  # an op without a deterministic kernel warns
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    set_numerics(torch.device("cuda"), tf32=False, deterministic=False)
+    assert not (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+    assert not (torch.backends.cudnn.deterministic or torch.are_deterministic_algorithms_enabled())
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":16:8"  # the user's own setting is kept
+    set_numerics(torch.device("cuda"), tf32=False, deterministic=True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    del os.environ["CUBLAS_WORKSPACE_CONFIG"]
+    set_numerics(torch.device("cpu"), tf32=True, deterministic=True)  # TF32 and cuBLAS are CUDA's
+    assert not torch.backends.cuda.matmul.allow_tf32 and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_deterministic_run_turns_off_cudnn_autotuning(tmp_path, numerics_restored, monkeypatch):
+    from i2i.configure import build_config
+    from i2i.engine import speed
+    from i2i.engine.trainer import Trainer
+
+    seen = {}
+    prepare = speed.prepare
+    monkeypatch.setattr(speed, "prepare", lambda *a: seen.update(benchmark=a[6]) or prepare(*a))
+    tree = {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}},
+            "data": {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
+                     "max_items": 4},
+            "train": {"out_dir": str(tmp_path), "deterministic": True, "max_steps": 1},
+            "log": {"progress": False, "tensorboard": False}}
+    Trainer(build_config(tree), tmp_path / "run")
+    assert seen == {"benchmark": False} and torch.are_deterministic_algorithms_enabled()

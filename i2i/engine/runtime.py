@@ -1,7 +1,8 @@
-"""Device selection, mixed precision and seeding."""
+"""Device selection, numerical precision and determinism, mixed precision and seeding."""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 
 import numpy as np
@@ -28,6 +29,25 @@ def select_device(name: str = "auto", key: str = "train.device") -> torch.device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{key}: {name!r} requested but CUDA is not available")
     return device
+
+
+def set_numerics(device: torch.device, tf32: bool, deterministic: bool) -> None:
+    """The process's precision and determinism policy (``train.tf32``, ``train.deterministic``).
+
+    On CUDA, ``tf32`` lets fp32 convolutions (cuDNN) and matmuls (cuBLAS) run on TF32 tensor cores
+    (Ampere and newer; torch's own default is TF32 for convolutions only); off, both compute in full fp32.
+    ``deterministic`` asks for deterministic cuDNN algorithms and for torch's deterministic
+    implementations (an op without one warns once and runs as it is), and sets
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (unless set already), which cuBLAS needs to be deterministic.
+    Off, it undoes the first two (so a second run in the process starts from the same policy).
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = bool(tf32)
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
 
 
 def autocast(device: torch.device, amp: str):

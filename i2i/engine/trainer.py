@@ -36,8 +36,8 @@ from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .reducer import GradReducer
-from .runtime import (LossScalers, autocast, check_amp, rng_state, seed_everything, select_device, set_rng_state,
-                      step_generator)
+from .runtime import (LossScalers, autocast, check_amp, rng_state, seed_everything, select_device, set_numerics,
+                      set_rng_state, step_generator)
 from .signals import StopSignals
 
 
@@ -58,6 +58,7 @@ class Trainer:
         self.dist = dist.init_distributed(device)
         self.device = dist.device_for(self.dist, device)
         check_amp(self.device, cfg.train.amp)
+        set_numerics(self.device, cfg.train.tf32, cfg.train.deterministic)  # TF32, deterministic kernels
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed + self.dist.rank)
@@ -81,7 +82,7 @@ class Trainer:
                              f"the config has {sorted(cfg.optim)}")
         t = cfg.train  # memory layout, torch.compile, cuDNN autotuning (i2i.engine.speed)
         self.compiled = speed.prepare(self.model, modules, self.device, t.channels_last, t.compile, t.compile_mode,
-                                      t.cudnn_benchmark, t.cpu_malloc_cache)
+                                      t.cudnn_benchmark and not t.deterministic, t.cpu_malloc_cache)
         self.params = group_parameters(modules)
         self.reducer = GradReducer(self.params) if self.dist.enabled else None  # averages each phase's gradients
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
