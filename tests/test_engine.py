@@ -209,3 +209,24 @@ def test_a_deterministic_run_turns_off_cudnn_autotuning(tmp_path, numerics_resto
             "log": {"progress": False, "tensorboard": False}}
     Trainer(build_config(tree), tmp_path / "run")
     assert seen == {"benchmark": False} and torch.are_deterministic_algorithms_enabled()
+
+
+def test_evaluation_makes_page_rows_only_for_a_page(tmp_path, monkeypatch):
+    import i2i.data.io as io
+    from i2i.configure import build_config
+    from i2i.engine.evaluate import Evaluator
+    from i2i.models import build_model
+
+    data = {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0}
+    cfg = build_config({"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4},
+                                                     "D": {"ndf": 4, "n_layers": 1}},
+                        "data": data, "train": {"out_dir": str(tmp_path)},
+                        "eval": {"every": 1, "root": "builtin:shapes", "max_items": 3, "metrics": ["psnr"]}})
+    model, evaluator = build_model(cfg), Evaluator(cfg, torch.device("cpu"))
+    converted = []
+    to_image = io.tensor_to_image
+    monkeypatch.setattr(io, "tensor_to_image", lambda t: converted.append(t) or to_image(t))
+    scores = evaluator.run(model)
+    assert converted == [] and 0 < scores["psnr"] < 100  # no host copies of the images without eval.html
+    assert evaluator.run(model, tmp_path / "page") == pytest.approx(scores)
+    assert len(converted) == 3 * 3 and (tmp_path / "page" / "index.html").is_file()  # input, output, target

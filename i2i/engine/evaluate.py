@@ -110,7 +110,7 @@ class Evaluator:
 
     def _rows(self, model, scores: dict[str, float], pages: bool) -> Iterator[dict]:
         if self.world == 1:
-            for rows in self._batches(model, pages=True):
+            for rows in self._batches(model, pages):
                 yield from rows
             scores.update(self.suite.compute())
             return
