@@ -183,7 +183,13 @@ class Trainer:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
                 self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
                 for batch in self._batches():
-                    logs, out = self.train_step(batch)
+                    try:
+                        logs, out = self.train_step(batch)
+                    except Exception as exc:
+                        oom = speed.out_of_memory(exc)
+                        if oom is None:
+                            raise
+                        raise self._out_of_memory(batch, oom) from None
                     self.step += 1
                     self.batch_in_epoch += 1
                     epoch_done = self.batch_in_epoch >= self.steps_per_epoch
@@ -271,6 +277,15 @@ class Trainer:
         where = f"process {first[0]}: " if self.dist.enabled else ""
         raise StopTraining(f"training stopped at step {self.step}: {where}{first[1]}"
                            + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
+
+    def _out_of_memory(self, batch: dict[str, Any], exc: BaseException) -> StopTraining:
+        """One line naming what sets the step's memory: the batch size, the image size, mixed precision."""
+        shape = next((tuple(v.shape) for v in batch.values() if torch.is_tensor(v) and v.dim() == 4), None)
+        size = f", {shape[-2]} x {shape[-1]} px images" if shape else ""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        return StopTraining(f"out of memory in training step {self.step + 1} (data.batch_size "
+                            f"{self.cfg.data.batch_size}{size}, train.amp {self.cfg.train.amp}): {first}; lower "
+                            "data.batch_size or data.crop_size, or use train.amp bf16")
 
     def _stop_on_signal(self) -> StopTraining:
         """Checkpoint the state after the last completed step; exit code 128 + the signal number."""
