@@ -99,8 +99,8 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
             y = fn(window)
             if y.shape[-2:] != window.shape[-2:]:
                 raise ValueError(f"fn changed the tile size from {tuple(window.shape[-2:])} to {tuple(y.shape[-2:])}")
-            if out is None:
-                out = torch.zeros(*y.shape[:2], h, w, dtype=y.dtype, device=y.device)
-            weight = (wy[:, None] * wx[None, :]).to(y.device, y.dtype)
-            out[..., y0: y0 + wy.numel(), x0: x0 + wx.numel()] += y * weight
-    return out
+            if out is None:  # blended in fp32 at least: fp16/bf16 weights and sums would leave seams
+                out = torch.zeros(*y.shape[:2], h, w, dtype=torch.promote_types(y.dtype, torch.float32), device=y.device)
+            weight = (wy[:, None] * wx[None, :]).to(y.device, out.dtype)
+            out[..., y0: y0 + wy.numel(), x0: x0 + wx.numel()] += y.to(out.dtype) * weight
+    return out.to(y.dtype)

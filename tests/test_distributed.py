@@ -42,6 +42,8 @@ BATCH_NORM = {  # pix2pix's batch norms, synchronized
     "optim": {"G": {"type": "sgd", "lr": 0.05}, "D": {"type": "sgd", "lr": 0.05}},
     "train": {"sync_bn": True},
 }
+# pix2pix's batch norms synchronized, with R1's double backward through them
+BATCH_NORM_R1 = {**BATCH_NORM, "losses": {"penalty": {"type": "r1", "weight": 1.0}}}
 # penalties that draw random numbers: an interpolation weight per sample (gp, lp, dragan) and noise per element
 # scaled by the std of the real batch (dragan), drawn for the global batch from the step's shared generator;
 # at their default weight 10 other draws move the weights by 3e-5, 100 times the rounding differences
@@ -55,11 +57,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _join(rank, world, port):
+def _join(rank, world, port, timeout_s=None):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    timeout = {"timeout": __import__("datetime").timedelta(seconds=timeout_s)} if timeout_s else {}
+    dist.init_process_group("gloo", rank=rank, world_size=world, **timeout)
 
 
 # --------------------------------------------------------------------------- the reducer
@@ -161,7 +164,7 @@ def _train(tree, run_dir, rank=0, world=1):
 
 def _train_worker(rank, world, port, run_dir, out):
     _join(rank, world, port)
-    out[rank] = [_train(tree, Path(run_dir) / str(rank), rank, world) for tree in (PLAIN, BATCH_NORM)]
+    out[rank] = [_train(tree, Path(run_dir) / str(rank), rank, world) for tree in (PLAIN, BATCH_NORM, BATCH_NORM_R1)]
     dist.destroy_process_group()
 
 
@@ -191,9 +194,9 @@ def _spawn_two(worker, tmp_path, monkeypatch) -> dict:
 
 def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
     out = _spawn_two(_train_worker, tmp_path, monkeypatch)
-    for i, tree in enumerate((PLAIN, BATCH_NORM)):
+    for i, tree in enumerate((PLAIN, BATCH_NORM, BATCH_NORM_R1)):
         kinds, one_kinds = _assert_ranks_train_as_one(tree, out[0][i], out[1][i], tmp_path / "one")
-        if tree is BATCH_NORM:
+        if tree is not PLAIN:
             assert kinds == ["SyncBatchNorm"] and one_kinds == ["BatchNorm2d"]  # sync_bn: no-op in one process
 
 
@@ -230,6 +233,60 @@ def test_random_penalties_on_two_processes_train_as_one_with_the_whole_batch(tmp
     assert torch.equal(torch.cat([gp0, gp1]), one[0]) and torch.equal(next0, one[1]) and torch.equal(next1, one[1])
     torch.testing.assert_close(torch.cat([dragan0, dragan1]), one[2], rtol=1e-6, atol=1e-7)
     assert torch.equal(after0, one[3]) and torch.equal(after1, one[3])
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    """A training set whose files become unreadable once ``trainer.step`` reaches ``at``."""
+
+    def __init__(self, dataset, trainer, at, failed_at):
+        self.dataset, self.trainer, self.at, self.failed_at = dataset, trainer, at, failed_at
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        if self.trainer.step >= self.at:
+            self.failed_at.setdefault("t", __import__("time").time())
+            raise DataError(f"cannot read image {i}.png")
+        return self.dataset[i]
+
+
+def _data_failure_worker(rank, world, port, run_dir, out):
+    import time
+
+    from i2i.engine.guard import StopTraining
+    from i2i.engine.trainer import Trainer
+
+    _join(rank, world, port, timeout_s=60)  # without the agreement, rank 0 would wait here for this long
+    tree = {**PLAIN, "train": {"max_steps": 8, "checkpoint_every": 100}}
+    trainer = Trainer(_config(tree, Path(run_dir) / "run"), Path(run_dir) / "run")
+    failed_at = {}
+    if rank == 1:  # this rank's data becomes unreadable at step 3
+        trainer.dataset.dataset = _Unreadable(trainer.dataset.dataset, trainer, 3, failed_at)
+    try:
+        trainer.fit()
+        out[rank] = ("finished", trainer.step, None)
+    except StopTraining as exc:
+        out[rank] = (str(exc), trainer.step, time.time())
+    out[f"failed_at{rank}"] = failed_at.get("t")
+    dist.destroy_process_group()
+
+
+def test_a_data_failure_on_one_rank_stops_every_rank_with_a_checkpoint(tmp_path, monkeypatch):
+    out = _spawn_two(_data_failure_worker, tmp_path, monkeypatch)
+    (line0, step0, end0), (line1, step1, end1) = out[0], out[1]
+    failed = out["failed_at1"]
+    assert step0 == step1 == 3 and failed is not None
+    ckpt = tmp_path / "run" / "checkpoints" / "step_0000003.pt"
+    import re
+
+    said = "training stopped at step 3: process 1: 8 training items in a row could not be loaded"  # all 8 tried
+    assert re.fullmatch(re.escape(said) + r" \(the last: cannot read image \d\.png\); checkpoint " + re.escape(str(ckpt))
+                        + re.escape(" (fix the data, then --resume)"), line0), line0
+    assert line1.startswith(said)
+    assert "\n" not in line0 and "\n" not in line1 and "checkpoint" not in line1  # rank 0 writes the checkpoint
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+    assert end0 - failed < 10 and end1 - failed < 10  # within seconds, not a collective's timeout
 
 
 # --------------------------------------------------------------------------- evaluation

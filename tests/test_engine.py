@@ -103,3 +103,130 @@ def test_the_step_generator_depends_on_the_seed_and_the_step_only():
     assert torch.equal(draw(0, 5), draw(0, 5))
     assert not torch.equal(draw(0, 5), draw(0, 6)) and not torch.equal(draw(0, 5), draw(1, 5))
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
+
+
+def test_the_distributed_backend_follows_the_training_device_not_the_host(monkeypatch):
+    import torch.distributed as tdist
+
+    from i2i.engine import distributed
+
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    assert distributed.backend_for(torch.device("cuda", 1)) == "nccl"
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a host with GPUs
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    monkeypatch.setattr(tdist, "is_initialized", lambda: False)
+    monkeypatch.setattr(tdist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    info = distributed.init_distributed(torch.device("cpu"))  # train.device: cpu on that host
+    assert calls == [("init", "gloo")] and (info.rank, info.world_size, info.local_rank) == (1, 2, 1)
+    calls.clear()
+    distributed.init_distributed(torch.device("cuda"))
+    assert calls == [("set_device", 1), ("init", "nccl")]
+
+
+def test_checkpoints_hold_the_rng_state_of_their_own_gpu_only(monkeypatch):
+    # a multi-GPU checkpoint resumes on fewer GPUs; checked with CUDA's functions replaced (no GPU needed)
+    from i2i.engine.runtime import rng_state, set_rng_state
+
+    gpu_states = {i: torch.full((4,), i, dtype=torch.uint8) for i in range(4)}  # one generator per GPU
+    restored = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: gpu_states[device.index].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append((device.index, s)))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    def every_gpu():
+        raise AssertionError("the states of every visible GPU are not saved")
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", every_gpu)
+    state = rng_state(torch.device("cuda", 3))
+    assert torch.equal(state["cuda"], gpu_states[3]) and "cuda" not in rng_state(torch.device("cpu"))
+    assert "cuda" not in rng_state()
+    set_rng_state(state, torch.device("cuda", 0))  # resumed by a process of another (or the only) GPU
+    assert len(restored) == 1 and restored[0][0] == 0 and torch.equal(restored[0][1], gpu_states[3])
+    restored.clear()
+    set_rng_state(state, torch.device("cpu"))  # resumed on the CPU: the GPU state is not used
+    assert restored == []
+    # an older checkpoint holds the list of every visible GPU's state: the device's own entry is taken
+    old = {**rng_state(), "cuda": [gpu_states[i] for i in range(4)]}
+    set_rng_state(old, torch.device("cuda", 2))
+    set_rng_state(old, torch.device("cuda"))  # the current device (0)
+    set_rng_state(old, torch.device("cuda", 5))  # written on a machine with fewer GPUs than this index
+    assert [(i, int(s[0])) for i, s in restored] == [(2, 2), (None, 0)]
+    torch.manual_seed(7)
+    saved = rng_state()
+    first = torch.rand(3)
+    set_rng_state(saved)
+    assert torch.equal(torch.rand(3), first)  # the CPU generator round-trips
+
+
+@pytest.fixture
+def numerics_restored(monkeypatch):
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic = flags[:3]
+    torch.use_deterministic_algorithms(flags[3], warn_only=flags[4])
+
+
+def test_tf32_and_determinism_policy(numerics_restored):
+    import os
+
+    from i2i.engine.runtime import set_numerics
+
+    set_numerics(torch.device("cuda"), tf32=True, deterministic=True)  # the flags are set without a GPU
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert torch.backends.cudnn.deterministic and torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()  # an op without a deterministic kernel warns
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    set_numerics(torch.device("cuda"), tf32=False, deterministic=False)
+    assert not (torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+    assert not (torch.backends.cudnn.deterministic or torch.are_deterministic_algorithms_enabled())
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":16:8"  # the user's own setting is kept
+    set_numerics(torch.device("cuda"), tf32=False, deterministic=True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    del os.environ["CUBLAS_WORKSPACE_CONFIG"]
+    set_numerics(torch.device("cpu"), tf32=True, deterministic=True)  # TF32 and cuBLAS are CUDA's
+    assert not torch.backends.cuda.matmul.allow_tf32 and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_deterministic_run_turns_off_cudnn_autotuning(tmp_path, numerics_restored, monkeypatch):
+    from i2i.configure import build_config
+    from i2i.engine import speed
+    from i2i.engine.trainer import Trainer
+
+    seen = {}
+    prepare = speed.prepare
+    monkeypatch.setattr(speed, "prepare", lambda *a: seen.update(benchmark=a[6]) or prepare(*a))
+    tree = {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}},
+            "data": {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
+                     "max_items": 4},
+            "train": {"out_dir": str(tmp_path), "deterministic": True, "max_steps": 1},
+            "log": {"progress": False, "tensorboard": False}}
+    Trainer(build_config(tree), tmp_path / "run")
+    assert seen == {"benchmark": False} and torch.are_deterministic_algorithms_enabled()
+
+
+def test_evaluation_makes_page_rows_only_for_a_page(tmp_path, monkeypatch):
+    import i2i.data.io as io
+    from i2i.configure import build_config
+    from i2i.engine.evaluate import Evaluator
+    from i2i.models import build_model
+
+    data = {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0}
+    cfg = build_config({"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4},
+                                                     "D": {"ndf": 4, "n_layers": 1}},
+                        "data": data, "train": {"out_dir": str(tmp_path)},
+                        "eval": {"every": 1, "root": "builtin:shapes", "max_items": 3, "metrics": ["psnr"]}})
+    model, evaluator = build_model(cfg), Evaluator(cfg, torch.device("cpu"))
+    converted = []
+    to_image = io.tensor_to_image
+    monkeypatch.setattr(io, "tensor_to_image", lambda t: converted.append(t) or to_image(t))
+    scores = evaluator.run(model)
+    assert converted == [] and 0 < scores["psnr"] < 100  # no host copies of the images without eval.html
+    assert evaluator.run(model, tmp_path / "page") == pytest.approx(scores)
+    assert len(converted) == 3 * 3 and (tmp_path / "page" / "index.html").is_file()  # input, output, target

@@ -41,13 +41,17 @@ def test_began_controller_points_state_and_logs():
     real, fake = torch.full((3,), 0.1), torch.full((3,), 0.08)
     assert loss.logs() == {"k_t": 0.0}
     assert float(loss.d_loss(real, fake)) == pytest.approx(0.1)
+    assert loss.k == 0.0 and "m_global" not in loss.logs()  # updated once per iteration, by update()
+    loss.update()
     assert loss.k == 0.0 and loss.logs()["m_global"] == pytest.approx(0.13)
     loss.load_state_dict({"k": 0.5})
     assert float(loss.d_loss(real, fake)) == pytest.approx(0.06)
+    loss.update()
     assert loss.state_dict()["k"] == pytest.approx(0.49997)
     assert float(loss.g_loss(fake)) == pytest.approx(0.08)
     high = build_gan_loss("began", lambda_k=10.0, k0=0.9)
     high.d_loss(torch.ones(2), torch.zeros(2))
+    high.update()
     assert high.k == 1.0  # clipped to [0, 1]
     fresh = build_gan_loss("began")
     fresh.load_state_dict(high.state_dict())

@@ -191,7 +191,8 @@ def test_penalties_and_began_under_ddp(tmp_path):
             D.zero_grad()
         assert float(build_penalty("gp", 1.0)(D, real, fake)) == pytest.approx(9.0, rel=1e-6)
         began = build_gan_loss("began", gamma=0.5, lambda_k=0.1)
-        began.d_loss(torch.ones(2), torch.zeros(2))  # k update averaged over the (single) process
+        began.d_loss(torch.ones(2), torch.zeros(2))
+        began.update()  # k update averaged over the (single) process
         assert began.logs() == {"k_t": pytest.approx(0.05), "m_global": pytest.approx(1.5)}
     finally:
         dist.destroy_process_group()
@@ -229,3 +230,31 @@ def test_with_a_generator_each_share_of_the_global_batch_gets_its_own_numbers(mo
             assert torch.equal(gen.get_state(), whole_gen.get_state()), kind  # the next draws agree too
         assert torch.equal(torch.cat(parts), whole), kind
 
+
+
+def test_penalties_keep_synchronized_batch_norms_twice_differentiable():
+    # torch's CUDA SyncBatchNorm has no double backward: inside a penalty's pass the layers take the all-reduce path
+    from types import SimpleNamespace
+
+    from i2i.nn.sync_bn import SyncBatchNorm, convert_sync_batchnorm, differentiable_twice
+
+    D = convert_sync_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+                                                   torch.nn.Conv2d(4, 1, 3)))
+    layer = D[1]
+    assert isinstance(layer, SyncBatchNorm)
+    on_cuda = SimpleNamespace(device=torch.device("cuda"))
+    assert layer._torch_kernel(on_cuda) and not layer._torch_kernel(SimpleNamespace(device=torch.device("cpu")))
+    during = []
+    layer.register_forward_pre_hook(lambda m, args: during.append(m._torch_kernel(on_cuda)))
+    x = torch.randn(2, 3, 8, 8)
+    for name in ("r1", "gp", "dragan"):
+        during.clear()
+        value = build_penalty(name, 1.0)(D, x, torch.randn(2, 3, 8, 8), generator=torch.Generator().manual_seed(0))
+        value.backward()  # the double backward through the batch norm
+        assert during == [False], name
+    assert layer._torch_kernel(on_cuda)  # restored after the pass
+    with differentiable_twice(D):
+        with differentiable_twice(D):
+            assert not layer._torch_kernel(on_cuda)
+        assert not layer._torch_kernel(on_cuda)  # the outer context still holds
+    assert layer._torch_kernel(on_cuda)

@@ -168,3 +168,62 @@ def test_trainer_sets_the_cpu_malloc_cache_as_configured(tmp_path, monkeypatch):
     assert calls == []
     train(tmp_path, "on", TINY["pix2pix"], steps=1)
     assert calls == [1]
+
+
+def test_only_compiler_errors_make_the_networks_eager():
+    net = torch.nn.Conv2d(3, 4, 3)
+    shared = speed.compile_networks([("net", net)])
+    compiled = net.forward
+
+    def fails(error):
+        def call(*args, **kwargs):
+            raise error
+        return call
+
+    compiled.compiled = fails(ValueError("a bug of the network, or a kernel that failed at run time"))
+    with pytest.raises(ValueError, match="a bug of the network"):
+        net(torch.randn(1, 3, 8, 8))
+    assert shared == {"failed": False}  # not a compilation failure: compilation stays on
+    # an out-of-memory error raised while compiling (autotuning) is the out-of-memory error, not a compiler failure
+    def oom_backend(gm, example_inputs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    torch._dynamo.reset()
+    compiled.compiled = torch.compile(compiled.eager, backend=oom_backend)
+    with pytest.raises(torch.OutOfMemoryError, match="CUDA out of memory"):
+        net(torch.randn(1, 3, 8, 8))
+    assert shared == {"failed": False}
+    torch._dynamo.reset()
+    compiled.compiled = torch.compile(compiled.eager, backend=failing_backend)  # a compiler failure
+    assert net(torch.randn(1, 3, 8, 8)).shape == (1, 4, 6, 6) and shared == {"failed": True}  # eager from now on
+    speed.eager_networks([("net", net)])
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_out_of_memory_in_a_step_is_one_line_naming_batch_and_image_size(tmp_path, monkeypatch, capsys, compile):
+    tree = TINY["pix2pix"]
+    if compile:  # out of memory while compiling (max-autotune benchmarks kernels on the GPU)
+        monkeypatch.setattr(speed, "BACKEND", lambda gm, inputs: (_ for _ in ()).throw(
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")))
+    else:
+        from i2i.nn.discriminators import PatchDiscriminator
+
+        monkeypatch.setattr(PatchDiscriminator, "forward", lambda self, x: (_ for _ in ()).throw(
+            torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")))
+    path = write_config(tmp_path, "oom", tree, compile=compile)
+    assert train_main(["--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("error: out of memory in training step 1 (data.batch_size 2, 32 x 32 px images, train.amp off): "
+                       "CUDA out of memory. Tried to allocate 2.00 GiB; lower data.batch_size or data.crop_size, "
+                       "or use train.amp bf16")
+    assert not any("torch.compile failed" in line for line in err)
+
+
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_compile_modes_that_replay_cuda_graphs_are_refused(tmp_path, capsys, mode):
+    path = write_config(tmp_path, "graphs", TINY["pix2pix"], compile=True, compile_mode=mode)
+    assert train_main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: train.compile_mode: {mode} replays CUDA graphs") and len(err) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run folder left
+    assert train_main(["--config", str(write_config(tmp_path, "eager", TINY["pix2pix"], compile_mode=mode))]) == 0

@@ -109,3 +109,13 @@ def test_bad_arguments():
         tiled(lambda t: t[..., 1:, :], x, tile=32, overlap=8)
     with pytest.raises(ValueError, match="B x C x H x W"):
         tiled(lambda t: t, x[0], tile=32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_tiles_are_blended_in_fp32(dtype):
+    # the identity, tiled: each pixel is a weighted sum of itself; weights (1/3...) and sums rounded to a
+    # 16-bit float would move it off its value in the overlap bands (a seam); blended in fp32 it stays itself
+    x = (torch.rand(1, 3, 100, 100, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(dtype)
+    out = tiled(lambda t: t, x, tile=40, overlap=16)
+    assert out.dtype == dtype and torch.equal(out, x)
+    assert covered_twice(100, 40, 16).any()

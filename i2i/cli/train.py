@@ -36,13 +36,14 @@ def _new_run_dir(out_dir: str, name: str) -> Path:
     return path
 
 
-def _shared_run_dir(out_dir: str | Path, name: str) -> Path:
-    """Pick the run folder on rank 0 and share it with the other processes."""
+def _shared_run_dir(out_dir: str | Path, name: str, device: str) -> Path:
+    """Pick the run folder on rank 0 and share it with the other processes (of ``train.device``)."""
     from ..engine import distributed as dist
+    from ..engine.runtime import select_device
     import torch.distributed as tdist
 
     check_output_dir(out_dir, "train.out_dir")
-    info = dist.init_distributed()
+    info = dist.init_distributed(select_device(device))
     chosen = [str(_new_run_dir(out_dir, name))] if info.is_main else [""]
     if info.enabled:
         tdist.broadcast_object_list(chosen, src=0)
@@ -59,9 +60,9 @@ def _resume_dir(point, cfg) -> tuple[Path, bool]:
     if point.run_dir is None:
         note(f"{point.checkpoint} is not in the checkpoints/ of a run folder (with config.yaml): "
              "the resumed run goes to a new run folder")
-        return _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
+        return _shared_run_dir(cfg.train.out_dir, cfg.train.name, cfg.train.device), True
     if point.newer:
-        run_dir = _shared_run_dir(point.run_dir.parent, f"{point.run_dir.name}-from-step{point.step}")
+        run_dir = _shared_run_dir(point.run_dir.parent, f"{point.run_dir.name}-from-step{point.step}", cfg.train.device)
         note(f"{point.run_dir} has checkpoints newer than step {point.step} (up to {point.newer[-1].name}): "
              f"the resumed run branches into {run_dir}, so that none is overwritten")
         return run_dir, True
@@ -107,7 +108,7 @@ def train(args: argparse.Namespace) -> int:
         run_dir, new = _resume_dir(point, cfg)
     elif args.config:
         cfg = load_config(args.config, args.set, files)
-        run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
+        run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name, cfg.train.device), True
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
     try:

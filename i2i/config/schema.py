@@ -153,6 +153,11 @@ class TrainConfig:
     compile_mode: str = rule("default", choices=("default", "reduce-overhead", "max-autotune",
                                                  "max-autotune-no-cudagraphs"))  #: torch.compile mode
     cudnn_benchmark: bool = True  #: CUDA: let cuDNN pick the fastest convolution algorithms per input shape
+    #: CUDA: fp32 convolutions and matmuls on TF32 tensor cores (10-bit mantissa); false: full fp32 (slower)
+    tf32: bool = True
+    #: deterministic kernels (cuDNN deterministic, no autotuning, torch.use_deterministic_algorithms, cuBLAS
+    #: workspace): on CUDA a rerun or a resume repeats a run exactly; slower
+    deterministic: bool = False
     #: CPU (glibc): freed tensor memory stays in the process for the next step (up to 1 GiB unused) instead of
     #: going back to the OS after each op, to be faulted in again
     cpu_malloc_cache: bool = True

@@ -32,14 +32,21 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed() -> DistInfo:
-    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
+def backend_for(device: torch.device) -> str:
+    """The collective backend for tensors on ``device``: NCCL for CUDA, gloo for the rest (the CPU
+    included on a host with GPUs, when ``train.device: cpu``)."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1), with the backend of the
+    training device (``train.device`` resolved by :func:`i2i.engine.runtime.select_device`)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = backend_for(device)
         if backend == "nccl":
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend)

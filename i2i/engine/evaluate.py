@@ -34,9 +34,9 @@ from .runtime import rng_state, set_rng_state
 
 
 @contextlib.contextmanager
-def untouched(model: nn.Module) -> Iterator[None]:
-    """Restore the RNG states, buffers and train/eval modes of ``model`` on exit."""
-    rng = rng_state()
+def untouched(model: nn.Module, device: torch.device | None = None) -> Iterator[None]:
+    """Restore the RNG states (``device``'s too), buffers and train/eval modes of ``model`` on exit."""
+    rng = rng_state(device)
     modes = [(m, m.training) for m in model.modules()]
     try:
         with preserved_buffers(model):
@@ -44,7 +44,7 @@ def untouched(model: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes:
             m.training = mode
-        set_rng_state(rng)
+        set_rng_state(rng, device)
 
 
 class Evaluator:
@@ -79,7 +79,7 @@ class Evaluator:
         target with each image's scores, :mod:`i2i.gallery`), written as the images are scored."""
         self.suite.reset(keep_reference=self.runs > 0)
         scores: dict[str, float] = {}
-        with untouched(model), local_statistics(model):
+        with untouched(model, self.device), local_statistics(model):
             model.eval()
             rows = self._rows(model, scores, pages=html_dir is not None)
             if html_dir is None or self.rank != 0:
@@ -110,7 +110,7 @@ class Evaluator:
 
     def _rows(self, model, scores: dict[str, float], pages: bool) -> Iterator[dict]:
         if self.world == 1:
-            for rows in self._batches(model, pages=True):
+            for rows in self._batches(model, pages):
                 yield from rows
             scores.update(self.suite.compute())
             return

@@ -1,10 +1,10 @@
 """Non-finite losses and gradients: skip the update, warn, stop after too many in a row.
 
-Each optimizer phase checks its loss and (except under fp16 loss scaling, where the
-scaler already skips steps with overflowed gradients) its gradients, with one device
-sync.  A phase whose loss or gradient is NaN or infinite makes no update: no optimizer
-step, no ``after_step``; the batch-norm statistics of the model are put back as they
-were before the step.  The first bad step of a streak is warned about; after
+Each optimizer phase checks its loss and its gradients (under fp16 loss scaling,
+the unscaled ones: an overflow is a bad step like any other, and lowers the scale),
+with one device sync.  A phase whose loss or gradient is NaN or infinite makes no
+update: no optimizer step, no ``after_step``; the batch-norm statistics of the model
+are put back as they were before the step.  The first bad step of a streak is warned about; after
 ``train.max_bad_steps`` bad steps in a row the trainer writes a checkpoint (of the
 parameters and optimizer state of the last good step, which no bad step changed) and
 stops with :class:`StopTraining`, naming the loss that went bad.
@@ -38,11 +38,12 @@ def _norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def non_finite(phase, loss: Any, logs: dict[str, torch.Tensor], params: list[nn.Parameter],
-               device: torch.device, check_grads: bool = True) -> str | None:
-    """What went non-finite in this phase (``'G_gan = nan'``...), or None if the loss and gradients are finite."""
+               device: torch.device, scaler: torch.amp.GradScaler | None = None) -> str | None:
+    """What went non-finite in this phase (``'G_gan = nan'``...), or None if the loss and gradients are finite
+    (``scaler``: the phase's fp16 loss scaler, which has unscaled the gradients)."""
     loss = torch.as_tensor(loss).detach()
     checks = [torch.isfinite(loss).all().to(device)]
-    grads = [p.grad.detach() for p in params if p.grad is not None] if check_grads else []
+    grads = [p.grad.detach() for p in params if p.grad is not None]
     if grads:
         checks.append(torch.isfinite(torch.stack([n.float().to(device) for n in _norms(grads)])).all())
     ok = bool(torch.stack(checks).all())
@@ -54,6 +55,8 @@ def non_finite(phase, loss: Any, logs: dict[str, torch.Tensor], params: list[nn.
     if not bool(torch.isfinite(loss).all()):
         return f"the {phase.name} loss = {float(loss)}"
     if not ok:
+        if scaler is not None and scaler.is_enabled():
+            return f"the gradient of optimizer group {phase.group} (fp16 overflow at loss scale {scaler.get_scale():g}, lowered)"
         return f"the gradient of optimizer group {phase.group} (its loss is finite)"
     return f"the {phase.name} loss on another process"
 

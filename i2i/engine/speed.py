@@ -5,8 +5,13 @@
   prefer; the values are the same, only the strides change.
 * ``train.compile``: each network of the model's optimizer groups runs its ``forward``
   through ``torch.compile``.  Compilation happens at the first call; if it fails
-  (no C compiler, an operation the compiler does not support...) one line says so
-  and every network runs eagerly from then on.  Parameters, buffers and state-dict
+  (no C compiler, an operation the compiler does not support...: an error of
+  torch's compiler, :data:`COMPILE_ERRORS`) one line says so and every network runs
+  eagerly from then on.  Any other error is raised as it is; running out of memory
+  is never taken for a failed compilation.  The modes that replay CUDA graphs
+  (``reduce-overhead``, ``max-autotune``) are refused: a graph's outputs are
+  overwritten by its next replay, and an iteration reuses a network's outputs
+  across phases.  Parameters, buffers and state-dict
   keys are untouched, so checkpoints do not depend on the setting.  Penalties that
   differentiate D's gradient (R1, GP...) run D eagerly (:func:`i2i.losses.penalties.run_fp32`):
   compiled graphs do not support double backward.
@@ -29,10 +34,19 @@ import sys
 from typing import Any
 
 import torch
+import torch._dynamo.exc
+import torch._inductor.exc
 from torch import nn
+
+from ..errors import ConfigError
 
 #: the torch.compile backend (tests swap it for one that fails)
 BACKEND: Any = "inductor"
+#: errors of torch's compiler (tracing, the backend, C++/CUDA compilation), after which a network runs eagerly
+COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.CppCompileError,
+                  torch._inductor.exc.CUDACompileError)
+#: compile modes that replay CUDA graphs (refused, see the module's docstring)
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
@@ -88,12 +102,29 @@ class _Compiled:
             return self.eager(*args, **kwargs)
         try:
             return self.compiled(*args, **kwargs)
-        except Exception as exc:  # compilation failed: run eagerly; an error eager code also raises is raised
+        except COMPILE_ERRORS as exc:  # compilation failed: run eagerly; an error eager code also raises is raised
+            oom = out_of_memory(exc)
+            if oom is not None:  # (autotuning ran out of memory: so would the step)
+                raise oom from None
             self.shared["failed"] = True
             out = self.eager(*args, **kwargs)
             print(f"warning: train.compile: torch.compile failed for {self.name} ({_cause(exc)}); "
                   "training continues without compilation", file=sys.stderr)
             return out
+
+
+def out_of_memory(exc: BaseException) -> BaseException | None:
+    """The out-of-memory error in ``exc``'s chain of causes (torch's, the host's), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc).lower()
+        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+                isinstance(exc, RuntimeError) and not isinstance(exc, COMPILE_ERRORS)  # (which quote their cause)
+                and ("out of memory" in text or "can't allocate memory" in text)):
+            return exc
+        exc = getattr(exc, "inner_exception", None) or exc.__cause__
+    return None
 
 
 def _cause(exc: BaseException) -> str:
@@ -126,6 +157,10 @@ def prepare(model: nn.Module, groups: dict[str, list[nn.Module]], device: torch.
             channels_last: bool, compile: bool, compile_mode: str = "default", cudnn_benchmark: bool = True,
             cpu_malloc_cache: bool = False) -> dict | None:
     """Apply the settings above to a model already on ``device``; the compile state or None."""
+    if compile and compile_mode in CUDA_GRAPH_MODES:
+        raise ConfigError(f"train.compile_mode: {compile_mode} replays CUDA graphs, which i2i's training loop does not "
+                          "support (a network's outputs are used again after its next call); use default or "
+                          "max-autotune-no-cudagraphs")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
     if device.type == "cpu" and cpu_malloc_cache:

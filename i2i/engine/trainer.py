@@ -39,7 +39,8 @@ from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler
 from .reducer import GradReducer
 from .resume import cut_metrics
-from .runtime import (autocast, check_amp, make_scaler, resolve_amp, rng_state, seed_everything, select_device,
+from .runtime import (LossScalers, autocast, check_amp, resolve_amp, rng_state, seed_everything, select_device,
+                      set_numerics,
                       set_rng_state, step_generator)
 from .signals import StopSignals
 
@@ -57,10 +58,12 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path, resume: dict | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.dist = dist.init_distributed()
-        self.device = dist.device_for(self.dist, select_device(cfg.train.device))
+        device = select_device(cfg.train.device)
+        self.dist = dist.init_distributed(device)
+        self.device = dist.device_for(self.dist, device)
         self.amp = resolve_amp(self.device, cfg.train.amp)
         check_amp(self.device, self.amp)
+        set_numerics(self.device, cfg.train.tf32, cfg.train.deterministic)  # TF32, deterministic kernels
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed + self.dist.rank)
@@ -84,13 +87,13 @@ class Trainer:
                              f"the config has {sorted(cfg.optim)}")
         t = cfg.train  # memory layout, torch.compile, cuDNN autotuning (i2i.engine.speed)
         self.compiled = speed.prepare(self.model, modules, self.device, t.channels_last, t.compile, t.compile_mode,
-                                      t.cudnn_benchmark, t.cpu_malloc_cache)
+                                      t.cudnn_benchmark and not t.deterministic, t.cpu_malloc_cache)
         self.params = group_parameters(modules)
         self.reducer = GradReducer(self.params) if self.dist.enabled else None  # averages each phase's gradients
         self.optimizers = {g: make_optimizer(p, cfg.optim[g], self.device) for g, p in self.params.items()}
         self.schedulers = {g: make_scheduler(o, cfg.optim[g], cfg.train, self.steps_per_epoch)
                            for g, o in self.optimizers.items()}
-        self.scaler = make_scaler(self.device, self.amp)
+        self.scalers = LossScalers(self.device, self.amp, [p.name for p in self.model.phases()])
         ema_cfg, group = cfg.train.ema, self.model.ema_group
         self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -130,25 +133,30 @@ class Trainer:
             with autocast(self.device, amp):
                 loss, phase_logs = model.loss(phase.name, batch, out)
             opt, params = self.optimizers[phase.group], self.params[phase.group]
+            scaler = self.scalers[phase.name]
             if self.reducer is not None:
                 self.reducer.prepare(phase.group)  # zeroed gradient buckets (in place of zero_grad)
             else:
                 opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            scaler.scale(loss).backward()
             if self.reducer is not None:
                 self.reducer.finish()
-            bad = non_finite(phase, loss, phase_logs, params, self.device, check_grads=amp != "fp16")
+            graded = any(p.grad is not None for p in params)  # (a phase may leave its whole group without one)
+            if graded:
+                scaler.unscale_(opt)  # fp16: true gradients, checked below like any other
+            bad = non_finite(phase, loss, phase_logs, params, self.device, scaler if graded else None)
             if bad is None:
                 clip = self.cfg.optim[phase.group].grad_clip
                 if clip:
-                    self.scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(params, clip)
-                self.scaler.step(opt)
-                self.scaler.update()
+                if graded:
+                    scaler.step(opt)
                 model.after_step(phase.name)
-            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard)
+            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard), an fp16 overflow included
                 opt.zero_grad(set_to_none=True)
                 self.bad_losses.append(bad)
+            if graded:
+                scaler.update()  # once per iteration for this phase's scaler (i2i.engine.runtime.LossScalers)
             _set_requires_grad(frozen, True)
             logs.update(phase_logs)
         if self.bad_losses:
@@ -181,7 +189,13 @@ class Trainer:
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
                 self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
                 for batch in self._batches():
-                    logs, out = self.train_step(batch)
+                    try:
+                        logs, out = self.train_step(batch)
+                    except Exception as exc:
+                        oom = speed.out_of_memory(exc)
+                        if oom is None:
+                            raise
+                        raise self._out_of_memory(batch, oom) from None
                     self.step += 1
                     self.batch_in_epoch += 1
                     epoch_done = self.batch_in_epoch >= self.steps_per_epoch
@@ -247,9 +261,11 @@ class Trainer:
 
     def _batches(self):
         """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
-        training with a checkpoint of the last completed step."""
+        training with a checkpoint of the last completed step.  With several processes they agree on
+        each batch, so that a failure on one stops all of them (none waits for it in a collective)."""
         it = iter(self.loader)
         while True:
+            failure = None
             try:
                 batch = next(it)
             except StopIteration:
@@ -257,12 +273,32 @@ class Trainer:
             except Exception as exc:
                 if self.signals.requested is not None:
                     raise self._stop_on_signal() from None
-                if isinstance(exc, DataError):
-                    path = self.save()
-                    raise StopTraining(f"training stopped at step {self.step}: {one_line(exc)}"
-                                       + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
-                raise
+                failure = exc
+            stop = dist.any_rank(failure is not None, self.device) if self.dist.enabled else failure is not None
+            if stop:
+                self._stop_on_data_failure(failure)
             yield batch
+
+    def _stop_on_data_failure(self, failure: Exception | None) -> None:
+        """Stop every process: rank 0 checkpoints; a data error is one line (the first failing rank's)."""
+        lines = dist.all_gather_object(one_line(failure) if isinstance(failure, DataError) else
+                                       (f"{type(failure).__name__} in the data loader" if failure else None))
+        path = self.save()
+        if failure is not None and not isinstance(failure, DataError):
+            raise failure
+        first = next((r, line) for r, line in enumerate(lines) if line is not None)
+        where = f"process {first[0]}: " if self.dist.enabled else ""
+        raise StopTraining(f"training stopped at step {self.step}: {where}{first[1]}"
+                           + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
+
+    def _out_of_memory(self, batch: dict[str, Any], exc: BaseException) -> StopTraining:
+        """One line naming what sets the step's memory: the batch size, the image size, mixed precision."""
+        shape = next((tuple(v.shape) for v in batch.values() if torch.is_tensor(v) and v.dim() == 4), None)
+        size = f", {shape[-2]} x {shape[-1]} px images" if shape else ""
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        return StopTraining(f"out of memory in training step {self.step + 1} (data.batch_size "
+                            f"{self.cfg.data.batch_size}{size}, train.amp {self.amp}): {first}; lower "
+                            "data.batch_size or data.crop_size, or use train.amp bf16")
 
     def _stop_on_signal(self) -> StopTraining:
         """Checkpoint the state after the last completed step; exit code 128 + the signal number."""
@@ -323,9 +359,9 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.scalers.state_dict(),
             "loss_state": self.model.loss_state(),
-            "rng": rng_state(),
+            "rng": rng_state(self.device),
             "divergence": self.divergence.state_dict(),
         }
         if self.ema is not None:
@@ -411,7 +447,7 @@ class Trainer:
                 o.load_state_dict(state["optimizers"][k])
             for k, s in self.schedulers.items():
                 s.load_state_dict(state["schedulers"][k])
-            self.scaler.load_state_dict(state["scaler"])
+            self.scalers.load_state_dict(state["scaler"])
             self.model.load_loss_state(state.get("loss_state", {}))
             if self.ema is not None:
                 if "ema" in state:
@@ -423,7 +459,7 @@ class Trainer:
             self.best = state.get("best")
             self.divergence.load_state_dict(state.get("divergence") or {})
             if self.dist.rank == 0:
-                set_rng_state(state["rng"])
+                set_rng_state(state["rng"], self.device)
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise CheckpointError(f"its training state does not fit {what}: {type(exc).__name__} {detail}") from None

@@ -7,6 +7,7 @@ from ``PENALTIES``::
     gan = build_gan_loss("hinge")
     loss_d = gan.d_loss(D(real), D(fake.detach())) + pen(D, real, fake.detach())
     loss_g = gan.g_loss(D(fake), D(real) if gan.needs_real_for_g else None)
+    gan.update()  # once per iteration, after the D losses (BEGAN's k_t)
     gan.after_d_step(D)  # after the D optimizer step (WGAN weight clipping)
 
 ``PerceptualLoss`` (:mod:`i2i.losses.perceptual`) is the VGG19 feature distance any

@@ -60,6 +60,9 @@ class GANLoss:
             raise ValueError(f"{type(self).__name__}.g_loss needs the real logits (needs_real_for_g)")
         return over_scales(self._g, fake_logits, real_logits if self.needs_real_for_g else None)
 
+    def update(self) -> None:
+        """Called once per iteration, after the D losses of every discriminator (BEGAN's k_t); no-op by default."""
+
     def after_d_step(self, D: nn.Module) -> None:
         """Called after each D optimizer step (weight clipping); no-op by default."""
 

@@ -13,13 +13,16 @@ logits, and they carry the encoder embedding of the batch as the attribute
   energy scale (default 1.0, for per-pixel MSE of images in [-1, 1]).
 * ``began`` (Berthelot et al. 2017): L_D = L(x) - k_t L(G(z)), L_G = L(G(z)),
   with L the mean energy (the paper's L1 error: use the autoencoder with
-  ``energy: l1``).  After computing L_D, each :meth:`d_loss` call updates
-  k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1) from detached
-  values (averaged over processes under DDP) and records
-  M_global = L(x) + |gamma L(x) - L(G(z))|.  gamma defaults to 0.5 (0.75 is
+  ``energy: l1``).  Once per iteration, :meth:`update` sets
+  k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1) from the detached
+  L(x), L(G(z)) of the iteration's :meth:`d_loss` calls (averaged over the
+  discriminators of the model, and over processes under DDP) and records
+  M_global = L(x) + |gamma L(x) - L(G(z))|; a non-finite balance leaves k_t as it was.  gamma defaults to 0.5 (0.75 is
   the other common choice), lambda_k to 0.001, k_0 to 0.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.distributed as dist
@@ -84,24 +87,34 @@ class BEGAN(GANLoss):
         self.gamma, self.lambda_k = float(gamma), float(lambda_k)
         self.k = float(k0)
         self.m_global: float | None = None
+        # sum of (L(x), L(G(z))) over the d_loss calls since the last update, and their number
+        self._sum: torch.Tensor | None = None
+        self._count = 0
 
     def d_loss(self, real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
         l_real = over_scales(lambda r, f: per_sample(r).mean(), real_logits, fake_logits)
         l_fake = over_scales(lambda r, f: per_sample(f).mean(), real_logits, fake_logits)
         loss = l_real - self.k * l_fake
-        self._update(l_real.detach(), l_fake.detach())
+        pair = torch.stack([l_real.detach(), l_fake.detach()])
+        self._sum = pair if self._sum is None else self._sum + pair
+        self._count += 1
         return loss
 
     def _g(self, f, r):
         return per_sample(f).mean()
 
-    def _update(self, l_real: torch.Tensor, l_fake: torch.Tensor) -> None:
-        pair = torch.stack([l_real, l_fake])
+    def update(self) -> None:
+        if self._sum is None:
+            return
+        pair = self._sum / self._count
+        self._sum, self._count = None, 0
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(pair)
             pair /= dist.get_world_size()
         lr, lf = pair.tolist()
         balance = self.gamma * lr - lf
+        if not math.isfinite(balance):
+            return
         self.k = min(max(self.k + self.lambda_k * balance, 0.0), 1.0)
         self.m_global = lr + abs(balance)
 

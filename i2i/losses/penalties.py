@@ -37,6 +37,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..nn.sync_bn import differentiable_twice
 from ..registry import PENALTIES
 from .base import Logits
 from .global_batch import global_std, shared_uniform
@@ -57,8 +58,9 @@ def run_fp32(D: nn.Module, x: torch.Tensor) -> Logits:
 
 
 def input_gradients(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample flattened gradient (B, C*H*W) of D's critic value at ``x``, graph kept."""
-    with torch.enable_grad():
+    """Per-sample flattened gradient (B, C*H*W) of D's critic value at ``x``, graph kept (D's synchronized
+    batch norms, ``train.sync_bn``, stay twice differentiable: :func:`i2i.nn.sync_bn.differentiable_twice`)."""
+    with torch.enable_grad(), differentiable_twice(D):
         x = x.detach().float().requires_grad_(True)
         value = critic_value(run_fp32(D, x))
         (grad,) = torch.autograd.grad(value.sum(), x, create_graph=True)

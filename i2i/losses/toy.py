@@ -119,6 +119,7 @@ def train(recipe: Recipe, steps: int, seed: int = 0, batch: int = 128, std: floa
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
             opt_d.step()
+            gan.update()
             gan.after_d_step(D)
         fake = G(torch.randn(batch, 2))
         real_logits = D(sample_mixture(centres, std, batch, data)) if gan.needs_real_for_g else None

@@ -5,7 +5,11 @@ A subclass says which (discriminator, real, fake) triples D sees
 phases ``D`` (every iteration), ``G`` (every ``losses.n_critic`` iterations, D
 frozen) and, with ``losses.penalty.every > 1``, a lazy ``D_reg`` phase that
 applies the penalty alone every k D steps with its weight times k (Karras et
-al. 2020).  Any model works with any objective and penalty of :mod:`i2i.losses`.
+al. 2020).  ``d_terms`` runs once per ``generate`` output (its result is kept in
+that dict under ``"d_terms"``), so ``D`` and ``D_reg`` judge the same inputs and
+an image pool is queried once per iteration.  After the ``D`` losses of every
+discriminator the objective updates its state once (BEGAN's k_t).  Any model
+works with any objective and penalty of :mod:`i2i.losses`.
 """
 from __future__ import annotations
 
@@ -76,7 +80,9 @@ class AdversarialModel(Model):
             return self.g_loss(batch, out)
         lazy = self.penalty_every > 1
         total, logs = 0.0, {}
-        for name, D, real_in, fake_in in self.d_terms(batch, out):
+        if "d_terms" not in out:  # once per iteration: d_terms may draw from an image pool
+            out["d_terms"] = self.d_terms(batch, out)
+        for name, D, real_in, fake_in in out["d_terms"]:
             if phase == "D_reg":
                 term = self.penalty(D, real_in, fake_in, generator=self.penalty_rng) * self.penalty_every
                 logs[f"{name}_reg"] = term
@@ -84,6 +90,8 @@ class AdversarialModel(Model):
                 term = self.d_loss_weight * self.d_loss(D, real_in, fake_in, with_penalty=not lazy)
                 logs[name] = term
             total = total + term
+        if phase == "D":
+            self.gan.update()
         return total, scalar_logs(**logs)
 
     def start_step(self, generator: torch.Generator) -> None:

@@ -11,6 +11,9 @@ layer refuses CPU tensors).  Otherwise it is a plain batch norm.
 Inside ``local_statistics(module)`` the layers use their own process's batch:
 evaluation (``test_batch_stats`` models translate in training mode) runs a
 different number of images on each process and must not wait for the others.
+Inside ``differentiable_twice(module)`` they use the all-reduces below on CUDA
+too: torch's kernel has no double backward, which the gradient penalties
+(R1, GP, DRAGAN...) take through the discriminator.
 """
 from __future__ import annotations
 
@@ -43,15 +46,19 @@ def all_reduce(tensor: torch.Tensor, group) -> torch.Tensor:
 
 class SyncBatchNorm(nn.SyncBatchNorm):
     local = False  #: use this process's batch only (see :func:`local_statistics`)
+    twice = False  #: never torch's CUDA kernel, which has no double backward (see :func:`differentiable_twice`)
 
     def _synced(self) -> bool:
         return (self.training and not self.local and dist.is_available() and dist.is_initialized()
                 and dist.get_world_size(self.process_group) > 1)
 
+    def _torch_kernel(self, x: torch.Tensor) -> bool:
+        return x.device.type == "cuda" and not self.twice
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._synced():
             return nn.modules.batchnorm._BatchNorm.forward(self, x)
-        if x.device.type == "cuda":
+        if self._torch_kernel(x):
             return super().forward(x)
         self._check_input_dim(x)
         return self._all_reduce_forward(x)
@@ -103,13 +110,22 @@ def convert_sync_batchnorm(module: nn.Module, memo: dict | None = None) -> nn.Mo
 
 
 @contextlib.contextmanager
-def local_statistics(module: nn.Module) -> Iterator[None]:
-    """Batch norms of ``module`` normalize with this process's batch only, for the duration."""
-    layers = [m for m in module.modules() if isinstance(m, SyncBatchNorm)]
+def _flagged(module: nn.Module, flag: str) -> Iterator[None]:
+    layers = [m for m in module.modules() if isinstance(m, SyncBatchNorm) and not getattr(m, flag)]
     for m in layers:
-        m.local = True
+        setattr(m, flag, True)
     try:
         yield
     finally:
         for m in layers:
-            m.local = False
+            setattr(m, flag, False)
+
+
+def local_statistics(module: nn.Module):
+    """Batch norms of ``module`` normalize with this process's batch only, for the duration."""
+    return _flagged(module, "local")
+
+
+def differentiable_twice(module: nn.Module):
+    """Batch norms of ``module`` stay twice differentiable (the all-reduce path on every device), for the duration."""
+    return _flagged(module, "twice")
