@@ -48,3 +48,14 @@ def test_amp_auto_is_bf16_only_where_the_device_has_it():
     assert resolve_amp(torch.device("meta"), "auto") == "off"
     for amp in ("off", "bf16", "fp16"):
         assert resolve_amp(torch.device("cpu"), amp) == amp
+
+
+@pytest.mark.parametrize("preprocess, size", [("", 32), ("none", 48)])
+def test_eval_preprocess_none_scores_whole_images(tmp_path, preprocess, size):
+    from i2i.configure import load_config
+    from i2i.engine.evaluate import Evaluator
+
+    cfg = load_config(tiny_config(tmp_path), ["data.load_size=48", "eval.every=1", f"eval.preprocess={preprocess!r}"
+                                              if preprocess else "eval.every=1"])
+    batch = next(iter(Evaluator(cfg, torch.device("cpu")).loader))
+    assert batch["A"].shape[-2:] == batch["B"].shape[-2:] == (size, size)  # centre crops, or the whole 48 px images

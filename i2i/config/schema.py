@@ -182,6 +182,8 @@ class EvalConfig:
     every: int = rule(0, ge=0)  #: steps between evaluations (0 = off)
     root: str = ""  #: validation dataset folder (same layout as data.root; '' = data.root)
     phase: str = "val"
+    #: how validation images are prepared ('' = as data.preprocess, with centre crops; none: whole images)
+    preprocess: str = rule("", choices=("", "resize_and_crop", "scale_width", "crop", "none"))
     direction: str = rule("AtoB", choices=("AtoB", "BtoA"))  #: translation scored against the other domain
     metrics: List[str] = field(default_factory=lambda: ["psnr", "ssim"])
     best: str = ""  #: keep checkpoint best.pt by this metric ('' = off)

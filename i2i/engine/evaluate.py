@@ -56,6 +56,7 @@ class Evaluator:
 
     def __init__(self, cfg: Config, device: torch.device, rank: int = 0, world_size: int = 1) -> None:
         data_cfg = dataclasses.replace(cfg.data, root=cfg.eval.root, phase=cfg.eval.phase,
+                                       preprocess=cfg.eval.preprocess or cfg.data.preprocess,
                                        max_items=cfg.eval.max_items, num_workers=0)
         dataset = build_dataset(data_cfg, train=False)
         self.rank, self.world = rank, world_size
