@@ -18,6 +18,12 @@ def add_import(parser: argparse.ArgumentParser) -> None:
                              "datasets or translators; repeatable")
 
 
+def add_trust_imports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-imports", action="store_true",
+                        help="run the imports: a checkpoint's saved config asks for (without it, only those "
+                             "also given with --import run)")
+
+
 def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Call ``fn(args)``; user errors become one line on stderr and an exit code."""
     try:

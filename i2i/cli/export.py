@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, I2IError
-from .common import add_debug, add_import, run
+from .common import add_debug, add_import, add_trust_imports, run
 
 TOLERANCE = 1e-4  #: largest accepted |exported - PyTorch| on the check batches
 
@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
 
@@ -106,7 +107,8 @@ def export(args: argparse.Namespace) -> int:
         raise ConfigError(f"--output {out} is the checkpoint it exports; give another file name")
     if out.exists() and not args.overwrite:
         raise ConfigError(f"--output {out} exists (use --overwrite)")
-    translator = load_translator(args.checkpoint, device="cpu", weights=args.weights)
+    translator = load_translator(args.checkpoint, device="cpu", weights=args.weights,
+                                 imports=args.imports, trust_imports=args.trust_imports)
     try:
         gen = translator.model.generator(args.direction)
     except ValueError as exc:

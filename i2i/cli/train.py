@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import save_config
 from ..configure import config_of_checkpoint, load_config
 from ..errors import CheckpointError, ConfigError
-from .common import add_debug, add_import, run
+from .common import add_debug, add_import, add_trust_imports, run
 from .paths import check_output_dir
 
 
@@ -20,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest readable checkpoint (or a .pt file), with the config saved in "
                         "it (--set changes settings); from an older checkpoint it branches into a new run folder")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
 
@@ -74,10 +75,12 @@ def train(args: argparse.Namespace) -> int:
     if args.resume:
         point = open_resume_point(args.resume)
         try:
-            cfg = config_of_checkpoint(point.state, args.set)
+            cfg = config_of_checkpoint(point.state, args.set, imports=args.imports, trust_imports=args.trust_imports,
+                                       source=str(point.checkpoint))
         except ConfigError as exc:
             try:  # the saved config itself is broken (not a moved data folder or a --set): the file's fault
-                config_of_checkpoint(point.state, check_paths=False)
+                config_of_checkpoint(point.state, check_paths=False, imports=args.imports,
+                                     trust_imports=args.trust_imports)
             except ConfigError:
                 raise CheckpointError(f"{point.checkpoint}: the config saved in it is not valid: {exc}") from None
             raise

@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
-from .common import add_debug, add_import, run
+from .common import add_debug, add_import, add_trust_imports, run
 from .paths import check_output_dir, file_ids, inside
 
 #: defaults of --tile, --tile-overlap and --tile-above: a 512 px tile of the 56-layer Tiramisu
@@ -85,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"overlap of neighbouring tiles (default: {OVERLAP}); tile and overlap are rounded up to "
                         "multiples of the generator's size multiple")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
 
@@ -206,7 +207,8 @@ def translate_folder(args: argparse.Namespace) -> int:
 
         translator = DarkChannelPrior(device=select_device(args.device or "auto", key="--device"))
     else:
-        translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
+        translator = load_translator(args.checkpoint, device=args.device, weights=args.weights,
+                                 imports=args.imports, trust_imports=args.trust_imports)
         torch.manual_seed(args.seed)
         try:
             translator.model.check_direction(args.direction)

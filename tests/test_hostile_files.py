@@ -1,0 +1,106 @@
+"""Files someone else made (a checkpoint, a run's saved config) never run code without consent, never
+exhaust memory, and a plugin that ends the program is a failed import."""
+import pytest
+import torch
+
+import i2i
+from i2i.cli.export import main as export_main
+from i2i.cli.train import main as train_main
+from i2i.cli.translate import main as translate_main
+from i2i.data.io import write_image
+from i2i.errors import UntrustedCodeError
+from reliability_helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-step pix2pix run (no imports) and the state of its checkpoint."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    assert train_main(["--config", str(tiny_config(tmp)), "--set", "train.max_steps=1"]) == 0
+    run = tmp / "runs" / "tiny"
+    (path,) = (run / "checkpoints").glob("step_*.pt")
+    return run, torch.load(path, weights_only=True)
+
+
+def hostile_checkpoint(trained, tmp_path, imports):
+    """A copy of the run whose checkpoint's config asks to import ``imports``."""
+    import shutil
+
+    run, state = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (path,) = (copy / "checkpoints").glob("step_*.pt")
+    torch.save({**state, "config": {**state["config"], "imports": imports}}, path)
+    return copy
+
+
+def marker_module(tmp_path, name):
+    """A module ``name`` (in ``tmp_path``) whose import writes ``tmp_path/name.ran``; its marker path."""
+    marker = tmp_path / f"{name}.ran"
+    (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    return marker
+
+
+def test_translate_runs_a_checkpoints_imports_only_when_the_user_allows_them(trained, tmp_path, capsys):
+    marker = marker_module(tmp_path, "evil_translate")
+    plugin = str(tmp_path / "evil_translate.py")
+    run = hostile_checkpoint(trained, tmp_path, [plugin])
+    write_image(tmp_path / "in" / "a.png", torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8).numpy())
+    args = ["--checkpoint", str(run), "--input", str(tmp_path / "in"), "--workers", "0"]
+    capsys.readouterr()
+    assert translate_main(args + ["--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and f"asks to import {plugin}" in err[0]
+    assert f"--import {plugin}" in err[0] and "--trust-imports" in err[0]
+    assert not marker.exists() and not (tmp_path / "out" / "a.png").exists()
+    # named on the command line (here through another spelling of the same file): allowed
+    other_spelling = str(tmp_path / "in" / ".." / "evil_translate.py")
+    assert translate_main(args + ["--output", str(tmp_path / "out"), "--import", other_spelling]) == 0
+    assert marker.read_text() == "ran" and (tmp_path / "out" / "a.png").is_file()
+
+
+def test_resume_runs_a_runs_imports_only_with_trust_imports(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = marker_module(tmp_path, "evil_resume_mod")
+    run = hostile_checkpoint(trained, tmp_path, ["evil_resume_mod"])
+    capsys.readouterr()
+    assert train_main(["--resume", str(run), "--set", "train.max_steps=2"]) == 2
+    err = capsys.readouterr().err
+    assert "asks to import evil_resume_mod (its config's imports:)" in err and "Traceback" not in err
+    assert not marker.exists() and len(list((run / "checkpoints").glob("step_*.pt"))) == 1
+    assert train_main(["--resume", str(run), "--set", "train.max_steps=2", "--trust-imports"]) == 0
+    assert marker.exists()
+    # --set imports=[] is the user's own list: nothing of the checkpoint's is imported
+    other = marker_module(tmp_path, "evil_resume_other")
+    run = hostile_checkpoint(trained, tmp_path / "b", ["evil_resume_other"])
+    assert train_main(["--resume", str(run), "--set", "train.max_steps=2", "imports=[]"]) == 0
+    assert not other.exists()
+
+
+def test_load_translator_and_export_ask_for_consent_too(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    markers = [marker_module(tmp_path, f"evil_api_{i}") for i in range(3)]
+    run = hostile_checkpoint(trained, tmp_path, ["evil_api_0"])
+    with pytest.raises(UntrustedCodeError, match=r"asks to import evil_api_0 .*imports=\[\.\.\.\]"):
+        i2i.load_translator(run)
+    with pytest.raises(UntrustedCodeError):  # allowing another module is no consent for this one
+        i2i.load_translator(run, imports=["evil_api_1"])
+    assert not any(m.exists() for m in markers)
+    assert export_main(["--checkpoint", str(run), "--format", "torchscript", "--output", str(tmp_path / "g.pt")]) == 2
+    assert "asks to import evil_api_0" in capsys.readouterr().err
+    assert not markers[0].exists() and not (tmp_path / "g.pt").exists()
+    assert i2i.load_translator(run, imports=["evil_api_0"]).cfg.imports == ["evil_api_0"]
+    assert markers[0].exists()
+    run2 = hostile_checkpoint(trained, tmp_path / "b", ["evil_api_2"])
+    i2i.load_translator(run2, trust_imports=True)
+    assert markers[2].exists() and not markers[1].exists()
+
+
+def test_a_config_the_user_names_runs_its_imports(tmp_path, monkeypatch):
+    """A config given by path is code the user chose: its imports run without a flag."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = marker_module(tmp_path, "own_config_mod")
+    cfg = tiny_config(tmp_path)
+    cfg.write_text(cfg.read_text() + "imports: [own_config_mod]\n")
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    assert marker.exists()
