@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .config import Config, expand_group_defaults, make_config, merge, model_name, parse_overrides, read_yaml
+from .config.bounded import check_tree
 from .errors import ConfigError
 from .plugins import check_allowed, load_plugins
 from .registry import MODELS
@@ -140,6 +141,7 @@ def config_of_checkpoint(state: dict, overrides: Iterable[str] = (), check_paths
     ``trust_imports``; else :class:`UntrustedCodeError` names them, before anything is imported.
     """
     tree = state["config"]
+    check_tree(tree, "config")
     if state.get("format", 1) < 2:
         tree = upgrade_v1(tree)
     over = parse_overrides(overrides)

@@ -104,3 +104,78 @@ def test_a_config_the_user_names_runs_its_imports(tmp_path, monkeypatch):
     cfg.write_text(cfg.read_text() + "imports: [own_config_mod]\n")
     assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
     assert marker.exists()
+
+
+def laughs(levels=9, width=9):
+    """A flow YAML list whose last item, aliases expanded, holds ``width ** levels`` strings."""
+    items = ["&l0 [" + ", ".join(["lol"] * width) + "]"]
+    items += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(items) + "]"
+
+
+@pytest.mark.parametrize("key", ["model", "train", "imports", "nets.G"])
+def test_an_alias_bomb_in_a_config_file_is_one_line(tmp_path, capsys, key):
+    cfg = tiny_config(tmp_path)
+    head, _, leaf = key.rpartition(".")
+    value = f"{{bomb: {laughs()}}}" if key != "imports" else laughs()
+    text = f"{leaf}: {value}\n" if not head else f"{head}:\n  {leaf}: {value}\n"
+    cfg.write_text(text + cfg.read_text())
+    assert len(text) < 600
+    assert train_main(["--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {cfg}: more than 100000 values once its aliases are expanded (an alias bomb?)"]
+
+
+def test_merge_keys_and_set_values_are_bounded_too(tmp_path, capsys):
+    from i2i.config import read_yaml
+
+    merges = ["a0: &a0 {k: 1}"] + [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 8)}]}}" for i in range(1, 12)]
+    path = tmp_path / "merge.yaml"
+    path.write_text("\n".join(merges) + "\n")
+    with pytest.raises(i2i.errors.ConfigError, match="once its aliases are expanded"):
+        read_yaml(path)
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", f"model.bomb={laughs()}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --set model.bomb: more than 100000 values once its aliases are expanded (an alias bomb?)"]
+    # a recursive alias, and nesting deeper than a config needs (and than Python's recursion limit)
+    for value, message in (("&r [*r]", "contains itself"), ("[" * 60 + "]" * 60, "nested more than 50 levels"),
+                           ("[" * 5000 + "]" * 5000, "nested")):
+        assert train_main(["--config", str(cfg), "--set", f"model.x={value}"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --set model.x: ") and message in err[0]
+
+
+def test_aliases_within_the_bound_still_work(tmp_path):
+    from i2i.config import read_yaml
+
+    path = tmp_path / "ok.yaml"
+    path.write_text("defaults: &g {type: adam, lr: 0.0002}\noptim: {G: *g, D: {<<: *g, lr: 0.0001}}\n")
+    assert read_yaml(path)["optim"] == {"G": {"type": "adam", "lr": 0.0002}, "D": {"type": "adam", "lr": 0.0001}}
+
+
+def test_a_checkpoint_whose_config_shares_objects_beyond_the_bound_is_refused(trained, tmp_path, capsys):
+    run, state = trained
+    shared = ["lol"] * 10
+    for _ in range(8):  # pickle keeps shared objects shared: 10 ** 9 strings in a few hundred bytes
+        shared = [shared] * 10
+    loop: list = []
+    loop.append(loop)
+    deep: list = []
+    for _ in range(60):
+        deep = [deep]
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", torch.zeros(32, 32, 3, dtype=torch.uint8).numpy())
+    for i, (bad, message) in enumerate(((shared, "once its aliases are expanded"), (loop, "contains itself"),
+                                        (deep, "nested more than 50 levels"))):
+        path = tmp_path / f"bad{i}.pt"
+        torch.save({**state, "config": {**state["config"], "model": {**state["config"]["model"], "x": bad}}}, path)
+        (good,) = (run / "checkpoints").glob("step_*.pt")
+        assert path.stat().st_size < good.stat().st_size + 10_000
+        assert translate_main(["--checkpoint", str(path), "--input", str(tmp_path / "in"),
+                               "--output", str(tmp_path / f"out{i}"), "--workers", "0"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {path}: the config saved in it is not valid: config: ")
+        assert message in err[0]
+        with pytest.raises(i2i.errors.CheckpointError, match=message):
+            i2i.load_translator(path)

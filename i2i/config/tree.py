@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from ..errors import ConfigError
+from .bounded import load_yaml
 from .schema import OPEN, SHORTHAND, Config, ModelSettings
 
 
@@ -197,7 +198,7 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: 'base' chain loops back to itself")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), str(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -223,7 +224,7 @@ def parse_overrides(items: Iterable[str]) -> dict:
             raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = load_yaml(raw, f"--set {key}") if raw != "" else ""
         except (yaml.YAMLError, ValueError):  # ValueError: a date that is none, 2024-13-01
             value = raw
         node = out
