@@ -179,3 +179,26 @@ def test_a_checkpoint_whose_config_shares_objects_beyond_the_bound_is_refused(tr
         assert message in err[0]
         with pytest.raises(i2i.errors.CheckpointError, match=message):
             i2i.load_translator(path)
+
+
+@pytest.mark.parametrize("body, why", [("import sys\nsys.exit(0)\n", "it called sys.exit(0)"),
+                                       ("raise SystemExit('bye')\n", "it called sys.exit('bye')"),
+                                       ("class Stop(BaseException): pass\nraise Stop('odd')\n", "Stop: odd")])
+def test_a_plugin_that_ends_the_program_is_a_failed_import(tmp_path, capsys, monkeypatch, body, why):
+    plugin = tmp_path / "quits.py"
+    plugin.write_text(body)
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--import", str(plugin), "--config", str(cfg)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: --import {plugin}: cannot import ({why})"]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg.write_text(cfg.read_text() + "imports: [quits]\n")
+    assert train_main(["--config", str(cfg)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: imports: quits: cannot import ({why})"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_plugin_interrupted_by_ctrl_c_is_an_interruption(tmp_path, capsys):
+    plugin = tmp_path / "interrupted.py"
+    plugin.write_text("raise KeyboardInterrupt\n")
+    assert train_main(["--import", str(plugin), "--config", str(tiny_config(tmp_path))]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
