@@ -117,9 +117,14 @@ def test_export_never_writes_over_the_checkpoint_it_reads(tmp_path, ckpt, capsys
     before = ckpt.read_bytes()
     capsys.readouterr()
     assert export_main(["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(ckpt), "--overwrite"]) == 2
-    assert one_error_line(capsys) == f"error: --output {ckpt} is the checkpoint it exports; give another file name"
+    assert one_error_line(capsys) == f"error: --output {ckpt}: is the input --checkpoint {ckpt}; give another path"
     run = ckpt.parent.parent
     assert export_main(["--checkpoint", str(run), "--format", "torchscript", "--output", str(ckpt), "--overwrite"]) == 2  # its newest
+    assert one_error_line(capsys) == f"error: --output {ckpt}: lies inside the input folder --checkpoint {run}; give a path outside it"
+    link = tmp_path / "hard.pt"
+    link.hardlink_to(ckpt)  # another name of the checkpoint file
+    assert export_main(["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(link), "--overwrite"]) == 2
+    assert one_error_line(capsys) == f"error: --output {link}: is the input --checkpoint {ckpt}; give another path"
     assert ckpt.read_bytes() == before
 
 

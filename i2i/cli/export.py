@@ -96,15 +96,14 @@ def export(args: argparse.Namespace) -> int:
     from ..utils import atomic_path
 
     from ..engine.checkpoint import resolve_checkpoint
-    from .paths import check_output_file, file_ids
+    from .paths import check_apart, check_output_file
 
     out = Path(args.output)
     if out.is_dir():
         raise ConfigError(f"--output {out} is a folder; give a file name")
     check_output_file(out, "--output")
     source = Path(args.checkpoint)
-    if out.exists() and (file_ids([out]).keys() & file_ids([source, resolve_checkpoint(source)]).keys()):
-        raise ConfigError(f"--output {out} is the checkpoint it exports; give another file name")
+    check_apart(out, "--output", [("--checkpoint", source), ("--checkpoint", resolve_checkpoint(source))])
     if out.exists() and not args.overwrite:
         raise ConfigError(f"--output {out} exists (use --overwrite)")
     translator = load_translator(args.checkpoint, device="cpu", weights=args.weights,

@@ -142,12 +142,10 @@ def make_haze(args: argparse.Namespace) -> int:
     airlight = _range(args.airlight, "--airlight", 0.0, 1.0)
     if not 1 <= args.per_image <= MAX_PER_IMAGE:
         raise ConfigError(f"--per-image must be 1 to {MAX_PER_IMAGE}, got {args.per_image}")
-    from .paths import check_output_dir
+    from .paths import check_apart, check_output_dir
 
     src_root, out_root = Path(args.input), check_output_dir(args.output, "--output")
-    a, b = src_root.resolve(), out_root.resolve()
-    if a == b or a in b.parents or b in a.parents:
-        raise ConfigError(f"--output {out_root} and --input {src_root} must not contain each other")
+    check_apart(out_root, "--output", [("--input", src_root), ("--depth", args.depth)], writes_in=[out_root])
     jobs = _list_inputs(src_root)
     depths = _depth_maps(Path(args.depth), [_key(rel) for _, rel in jobs]) if args.depth else {}
 

@@ -73,11 +73,11 @@ def existing_outputs(out: Path, n: int) -> list[Path]:
 def sample(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import tensor_to_image, write_image
-    from .paths import check_output_dir
+    from .paths import check_apart, check_output_dir
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
-    out = check_output_dir(args.output, "--output")
+    out = check_apart(check_output_dir(args.output, "--output"), "--output", [("--checkpoint", args.checkpoint)])
     existing = existing_outputs(out, args.n)
     if existing and not args.overwrite:
         raise UsageError(f"{existing[0]} exists ({len(existing)} output file(s) do): use --overwrite or another --output")

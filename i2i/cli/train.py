@@ -10,7 +10,7 @@ from ..config import save_config
 from ..configure import config_of_checkpoint, load_config
 from ..errors import CheckpointError, ConfigError
 from .common import add_debug, add_import, add_trust_imports, run
-from .paths import check_output_dir
+from .paths import check_apart, check_output_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,6 +87,8 @@ def train(args: argparse.Namespace) -> int:
         run_dir, new = _resume_dir(point, cfg)
     elif args.config:
         cfg = load_config(args.config, args.set)
+        check_apart(cfg.train.out_dir, "train.out_dir",
+                    [("data.root", cfg.data.root), ("eval.root", cfg.eval.root if cfg.eval.every else None)])
         run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
