@@ -94,3 +94,32 @@ def test_a_run_folder_never_lies_inside_the_training_data(tmp_path, capsys):
     assert one_error_line(capsys) == (f"error: train.out_dir {tmp_path / 'data' / 'trainA' / 'runs'}: lies inside "
                                       f"the input folder data.root {tmp_path / 'data'}; give a path outside it")
     assert not (tmp_path / "data" / "trainA" / "runs").exists()
+
+
+def test_a_run_folder_is_trained_in_by_one_process_at_a_time(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=1"]) == 0
+    run = tmp_path / "runs" / "tiny"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys
+from i2i.engine.runlock import lock_run_dir
+lock = lock_run_dir({str(run)!r})
+print("locked", flush=True)
+sys.stdin.read()
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = snapshot(run)
+        capsys.readouterr()
+        assert train_main(["--resume", str(run), "--set", "train.max_steps=2"]) == 1
+        assert one_error_line(capsys) == (f"error: {run}: another i2i-train (pid {holder.pid}) is training in this "
+                                          "run folder; wait for it to end or resume another run")
+        assert snapshot(run) == before
+    finally:
+        holder.kill()  # ends without letting go: the lock goes with the process
+        holder.wait()
+    assert train_main(["--resume", str(run), "--set", "train.max_steps=2"]) == 0
+    assert (run / "checkpoints" / "step_0000002.pt").is_file()

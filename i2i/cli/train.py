@@ -68,8 +68,9 @@ def _resume_dir(point, cfg) -> tuple[Path, bool]:
 
 
 def train(args: argparse.Namespace) -> int:
-    from ..engine.resume import cut_metrics, open_resume_point, say_config
-    from ..engine.trainer import Trainer
+    from ..engine.distributed import init_distributed
+    from ..engine.resume import open_resume_point
+    from ..engine.runlock import lock_run_dir
 
     point = None
     if args.resume:
@@ -92,6 +93,18 @@ def train(args: argparse.Namespace) -> int:
         run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name), True
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
+    lock = lock_run_dir(run_dir) if init_distributed().is_main else None  # held while this process trains
+    try:
+        return _fit(cfg, run_dir, new, point, args)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _fit(cfg, run_dir: Path, new: bool, point, args: argparse.Namespace) -> int:
+    from ..engine.resume import cut_metrics, say_config
+    from ..engine.trainer import Trainer
+
     try:
         trainer = Trainer(cfg, run_dir, resume=point.state if point else None)
     except BaseException as exc:
