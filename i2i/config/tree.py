@@ -54,8 +54,12 @@ def to_dict(obj: Any) -> Any:
 _REPLACE_ON_CHANGE = {"model": "name", "nets.*": "name", "losses.gan": "name", "losses.penalty": "type"}
 
 
-def _tag(path: str) -> str | None:
-    return next((tag for pattern, tag in _REPLACE_ON_CHANGE.items() if fnmatch.fnmatchcase(path, pattern)), None)
+# the field a section written as a string stands for (``model: unit`` is ``model: {name: unit}``)
+_SHORTHAND_FIELD = {**_REPLACE_ON_CHANGE, "optim.*": "type"}
+
+
+def _tag(path: str, table: dict = _REPLACE_ON_CHANGE) -> str | None:
+    return next((tag for pattern, tag in table.items() if fnmatch.fnmatchcase(path, pattern)), None)
 
 
 def merge(base: dict, over: dict, _path: str = "") -> dict:
@@ -67,6 +71,8 @@ def merge(base: dict, over: dict, _path: str = "") -> dict:
         tag = _tag(path)
         if isinstance(old, dict) and isinstance(value, str):
             value = {tag or ("type" if "type" in old else "name"): value}
+        if isinstance(old, str) and isinstance(value, dict) and _tag(path, _SHORTHAND_FIELD):
+            old = {_tag(path, _SHORTHAND_FIELD): old}  # settings over a shorthand keep the name it gave
         if isinstance(old, dict) and isinstance(value, dict):
             if tag and tag in value and tag in old and value[tag] != old[tag]:
                 out[key] = dict(value)
