@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -75,11 +76,21 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
     m = meta["size_multiple"]
     dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("h", min=1) * m, 3: torch.export.Dim("w", min=1) * m}
     kwargs = {"opset_version": opset} if opset else {}
+    if opset is not None and not 1 <= opset <= onnx.defs.onnx_opset_version():
+        raise ConfigError(f"--opset {opset}: ONNX opsets are 1 to {onnx.defs.onnx_opset_version()}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(gen, (example,), dynamo=True, input_names=["image"], output_names=["output"],
-                                    dynamic_shapes=(dims,), verbose=False, **kwargs)
+        logging.disable(logging.CRITICAL if opset else logging.NOTSET)  # a failed conversion is said below, once
+        try:
+            program = torch.onnx.export(gen, (example,), dynamo=True, input_names=["image"], output_names=["output"],
+                                        dynamic_shapes=(dims,), verbose=False, **kwargs)
+        finally:
+            logging.disable(logging.NOTSET)
     model = program.model_proto
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset and written != opset:
+        raise ConfigError(f"--opset {opset}: the ONNX exporter cannot write this generator in opset {opset} "
+                          f"(it wrote opset {written}); give a newer --opset, or leave it out; nothing written")
     for key, value in meta.items():
         model.metadata_props.add(key=f"i2i.{key}", value=str(value))
     onnx.save(model, str(path))

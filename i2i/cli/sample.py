@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import I2IError
-from .common import add_debug, add_import, add_trust_imports, run
+from .common import add_debug, add_import, add_trust_imports, check_seed, run
 
 CHUNK = 64  #: pairs generated per forward pass
 GRID_PAIRS = 64  #: pairs shown in grid.png
@@ -77,6 +77,7 @@ def sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
+    check_seed(args.seed)
     out = check_apart(check_output_dir(args.output, "--output"), "--output", [("--checkpoint", args.checkpoint)])
     existing = existing_outputs(out, args.n)
     if existing and not args.overwrite:

@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
-from .common import add_debug, add_import, add_trust_imports, run
+from .common import add_debug, add_import, add_trust_imports, check_seed, run
 from .paths import check_gallery_dir, check_output_dir, file_ids, inside
 
 #: defaults of --tile, --tile-overlap and --tile-above: a 512 px tile of the 56-layer Tiramisu
@@ -192,6 +192,7 @@ def translate_folder(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_seed(args.seed)
     for flag, value in (("--workers", args.workers), ("--write-threads", args.write_threads)):
         if value < 0:
             raise ConfigError(f"{flag} must be >= 0, got {value}")

@@ -126,7 +126,7 @@ class TrainConfig:
     max_steps: int = rule(0, ge=0)  #: stop after this many iterations (0 = run all epochs)
     time_budget_min: float = rule(0.0, ge=0)  #: stop after this many minutes of training (0 = no limit)
     amp: str = rule("off", choices=("off", "bf16", "fp16"))  #: mixed precision (fp16 needs CUDA)
-    seed: int = 0
+    seed: int = rule(0, ge=0, le=2 ** 32 - 1)  #: 32 bits: the per-epoch and per-step seeds derived from it fit 64
     device: str = "auto"  #: auto (cuda, mps, cpu), or an explicit torch device
     out_dir: str = "runs"  #: parent folder of run folders
     name: str = ""  #: run folder name (default: the config file's stem)

@@ -216,6 +216,8 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected the name of a YAML file, got {base!r}")
     if base:
         base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
         data = merge(read_yaml(base_path, _seen + (path.resolve(),)), data)

@@ -42,6 +42,9 @@ def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = T
     if check_paths and not is_builtin(cfg.root) and not Path(cfg.root).is_dir():
         shown = cfg.root if cfg.root.isprintable() else repr(cfg.root)  # the message stays one line
         raise ConfigError(f"{path}.root: folder not found: {shown}")
+    from .io import pixel_limit
+
+    pixel_limit(cfg.max_pixels)  # $I2I_MAX_PIXELS read here, not first in a loader worker
 
 
 def seed_worker(worker_id: int) -> None:
