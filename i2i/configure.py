@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Iterable
 
 from .config import Config, expand_group_defaults, make_config, merge, model_name, parse_overrides, read_yaml
+from .config.bounded import check_tree
 from .errors import ConfigError
-from .plugins import load_plugins
+from .plugins import check_allowed, load_plugins
 from .registry import MODELS
 
 
@@ -134,9 +135,18 @@ def upgrade_v1(tree: dict) -> dict:
     return tree
 
 
-def config_of_checkpoint(state: dict, overrides: Iterable[str] = (), check_paths: bool = True) -> Config:
-    """The checked config a checkpoint was trained with (older formats upgraded), ``--set`` on top."""
+def config_of_checkpoint(state: dict, overrides: Iterable[str] = (), check_paths: bool = True,
+                         imports: Iterable[str] = (), trust_imports: bool = False,
+                         source: str = "the checkpoint") -> Config:
+    """The checked config a checkpoint was trained with (older formats upgraded), ``--set`` on top.
+
+    The saved ``imports:`` run only if each is in ``imports`` (or ``--set imports=...``) or
+    ``trust_imports``; else :class:`UntrustedCodeError` names them, before anything is imported.
+    """
     tree = state["config"]
+    check_tree(tree, "config")
     if state.get("format", 1) < 2:
         tree = upgrade_v1(tree)
+    over = parse_overrides(overrides)
+    check_allowed(_imports(merge(tree, over)), [*imports, *_imports(over)], trust_imports, source)
     return build_config(combine(tree, overrides), check_paths=check_paths)

@@ -21,6 +21,12 @@ class DataError(I2IError):
     """Missing folder, unreadable image, unmatched pair."""
 
 
+class UntrustedCodeError(I2IError):
+    """A file someone else made (a checkpoint, a run's config) asks to import code the user has not allowed."""
+
+    exit_code = 2
+
+
 class CheckpointError(I2IError):
     """Missing or incompatible checkpoint."""
 

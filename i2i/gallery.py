@@ -19,6 +19,7 @@ import hashlib
 import html
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -31,19 +32,29 @@ from .errors import ConfigError, DataError
 from .utils import atomic_write_text
 
 MARKER = '<meta name="generator" content="i2i gallery">'
+MANIFEST = ".i2i-files"  #: in img/: the files the gallery wrote there, one relative path a line
 BROWSER_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}  # copied as they are; others become PNG
 
 
-def check_out_dir(out_dir: str | Path, *sources: str | Path | None, flag: str = "--html") -> Path:
-    """``out_dir`` must be new, empty or an earlier gallery, and outside the ``sources`` folders."""
+def check_out_dir(out_dir: str | Path, flag: str = "--html") -> Path:
+    """``out_dir`` must be new, empty or an earlier gallery whose ``img/`` holds only the files it wrote
+    (listed in ``img/.i2i-files``): a gallery written again replaces nothing else."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{flag} {out}: is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and MARKER not in _read(out / "index.html"):
         raise ConfigError(f"{flag} {out}: folder holds other files; give a new or empty folder (or an earlier gallery)")
-    for src in sources:
-        if src is not None and out.resolve().is_relative_to(Path(src).resolve()):
-            raise ConfigError(f"{flag} {out}: must not lie inside the image folder {src}")
+    img = out / "img"
+    if os.path.lexists(img):
+        if img.is_symlink() or not img.is_dir():
+            raise ConfigError(f"{flag} {out}: its img is not a folder the gallery wrote; give a new or empty folder")
+        made = set(_read(img / MANIFEST).splitlines()) | {MANIFEST}
+        for folder, dirs, files in os.walk(img):
+            for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+                rel = Path(folder, name).relative_to(img).as_posix()
+                if rel not in made:
+                    raise ConfigError(f"{flag} {out}: {img / rel} was not written by the gallery, which replaces "
+                                      "img/; move it, or give a new or empty folder")
     return out
 
 
@@ -121,6 +132,7 @@ def write_gallery(out_dir: str | Path, rows: Iterable[Mapping], summary: Mapping
                     folder.mkdir(exist_ok=True)
                     stored[c] = f"img/{columns.index(c)}/" + _store(image, folder, f"{i:06d}")
             table.append((str(row["name"]), stored, scores))
+        (staging / MANIFEST).write_text("".join(f"{p[len('img/'):]}\n" for _, stored, _ in table for p in stored.values()))
         final, old = out / "img", out / f"{staging.name}-old"
         if final.exists():
             final.rename(old)

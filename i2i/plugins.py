@@ -5,6 +5,11 @@ Three ways, all ending in ``importlib``: ``--import MODULE`` on ``i2i-train``,
 an ``imports: [MODULE, ...]`` list in the YAML config (saved with the run, so a
 resume or a translation finds the same code), and the ``i2i.plugins``
 entry-point group of installed packages.
+
+A config the user names (``--config FILE``) is code they chose: its imports run.
+A checkpoint, or a run's saved config, is data someone else may have made: its
+imports run only where the user allows them for this command
+(:func:`check_allowed`).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, UntrustedCodeError
 
 _entry_points_loaded = False
 
@@ -47,9 +52,11 @@ def import_module(name: str, what: str = "--import") -> None:
                 raise
         else:
             importlib.import_module(name)
-    except ConfigError:
+    except (ConfigError, KeyboardInterrupt):
         raise
-    except Exception as exc:
+    except SystemExit as exc:  # an import that ends the program is a failed import, not the command's result
+        raise ConfigError(f"{what} {name}: cannot import (it called sys.exit({exc.code!r}))") from None
+    except BaseException as exc:
         raise ConfigError(f"{what} {name}: cannot import ({_first_line(exc)})") from None
 
 
@@ -61,7 +68,27 @@ def load_plugins(modules: Iterable[str] = (), what: str = "--import") -> None:
         for ep in importlib.metadata.entry_points(group="i2i.plugins"):
             try:
                 ep.load()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 raise ConfigError(f"plugin entry point {ep.name} ({ep.value}): cannot import ({_first_line(exc)})") from None
     for name in modules:
         import_module(str(name), what)
+
+
+def _key(name: str) -> str:
+    return str(Path(name).resolve()) if name.endswith(".py") else name
+
+
+def check_allowed(asked: Iterable[str], allowed: Iterable[str], trust: bool, source: str) -> None:
+    """UntrustedCodeError naming the modules of ``asked`` (the imports a file someone else made will run)
+    that are not in ``allowed`` (the user's own list), unless ``trust``."""
+    if trust:
+        return
+    given = {_key(str(m)) for m in allowed}
+    missing = list(dict.fromkeys(str(m) for m in asked if _key(str(m)) not in given))
+    if missing:
+        flags = " ".join(f"--import {m}" for m in missing)
+        raise UntrustedCodeError(
+            f"{source} asks to import {', '.join(missing)} (its config's imports:), which would run that code; "
+            f"allow it with {flags} or --trust-imports (in Python: imports=[...] or trust_imports=True)")

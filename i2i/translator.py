@@ -90,7 +90,9 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        weights: str = "ema") -> "Translator":
+                        weights: str = "ema", imports=(), trust_imports: bool = False) -> "Translator":
+        """``imports``: the modules the checkpoint's saved ``imports:`` may import (all with
+        ``trust_imports``); a checkpoint asking for others is an :class:`UntrustedCodeError`."""
         from .errors import ConfigError
 
         if weights not in ("ema", "raw"):
@@ -98,7 +100,8 @@ class Translator:
         device = select_device(str(device) if device else "auto", key="device")
         path, state = open_checkpoint(path, prefer_best=True)
         try:
-            cfg = config_of_checkpoint(state, check_paths=False)
+            cfg = config_of_checkpoint(state, check_paths=False, imports=imports, trust_imports=trust_imports,
+                                       source=str(path))
         except ConfigError as exc:  # the file's fault, not the command line's
             raise CheckpointError(f"{path}: the config saved in it is not valid: {exc}") from None
         model = build_model(cfg)

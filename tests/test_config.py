@@ -153,3 +153,24 @@ def test_every_shipped_config_loads(tmp_path):
         assert cfg.model.name == read_yaml(path)["model"]["name"] if isinstance(read_yaml(path)["model"], dict) \
             else cfg.model.name == read_yaml(path)["model"], path
         assert set(cfg.nets) and set(cfg.optim), path
+
+
+def test_settings_over_a_shorthand_keep_the_name_the_shorthand_gave(tmp_path):
+    from i2i.config import read_yaml
+    from i2i.configure import build_config, combine
+
+    (tmp_path / "base.yaml").write_text("model: cyclegan\nnets: {G: resnet_6blocks}\noptim: {G: sgd}\n"
+                                        "losses: {gan: lsgan, penalty: r1}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nmodel: {lambda_cycle: 5.0}\nnets: {G: {ngf: 8}}\n"
+                                         "optim: {G: {lr: 0.1}}\nlosses: {gan: {}, penalty: {weight: 2.0}}\n")
+    tree = read_yaml(tmp_path / "child.yaml")
+    assert tree["model"] == {"name": "cyclegan", "lambda_cycle": 5.0}
+    assert tree["nets"] == {"G": {"name": "resnet_6blocks", "ngf": 8}}
+    assert tree["optim"] == {"G": {"type": "sgd", "lr": 0.1}}
+    assert tree["losses"] == {"gan": {"name": "lsgan"}, "penalty": {"type": "r1", "weight": 2.0}}
+    data = {"root": "builtin:shapes", "kind": "unpaired"}
+    cfg = build_config(combine({"model": "unit", "data": data}, ["model.gan_w=2"]), check_paths=False)
+    assert cfg.model.name == "unit" and cfg.model.gan_w == 2.0
+    # naming another translator still changes it
+    other = build_config(combine({"model": "unit", "data": data}, ["model.name=cyclegan"]), check_paths=False)
+    assert other.model.name == "cyclegan"

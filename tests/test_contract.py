@@ -163,7 +163,7 @@ def test_a_translator_from_outside_the_package_trains_and_resumes_exactly(tmp_pa
     cut = write_config(tmp_path, "cut", tree, epochs=1, epochs_decay=1, max_steps=5)
     assert train_main(["--config", str(full)]) == 0
     assert train_main(["--config", str(cut)]) == 0
-    assert train_main(["--resume", str(tmp_path / "runs" / "cut"), "--set", "train.max_steps=0"]) == 0
+    assert train_main(["--resume", str(tmp_path / "runs" / "cut"), "--set", "train.max_steps=0", "--import", plugin]) == 0
     a, b = load_checkpoint(tmp_path / "runs" / "full"), load_checkpoint(tmp_path / "runs" / "cut")
     assert a["step"] == b["step"] == 8
     assert a["config"]["model"] == {"name": "toy3", "weight_b": 0.25, "critic_every": 2}

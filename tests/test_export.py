@@ -114,3 +114,17 @@ def test_a_translator_by_latent_inversion_is_refused_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "from latent vectors" in err, err
     assert not out.exists()
+
+
+def test_an_opset_the_exporter_cannot_write_is_one_line_and_no_file(checkpoint, tmp_path, capsys):
+    import onnx
+
+    top = onnx.defs.onnx_opset_version()
+    for opset, message in ((0, f"ONNX opsets are 1 to {top}"), (top + 1, f"ONNX opsets are 1 to {top}"),
+                           (1, "the ONNX exporter cannot write this generator in opset 1 (it wrote opset ")):
+        out = tmp_path / f"gen{opset}.onnx"
+        assert main(["--checkpoint", str(checkpoint), "--format", "onnx", "--output", str(out),
+                     "--opset", str(opset)]) == 2
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("note: ")]
+        assert len(err) == 1 and err[0].startswith(f"error: --opset {opset}: {message}"), err
+        assert not out.exists() and not list(tmp_path.glob(".gen*"))

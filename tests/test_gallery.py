@@ -71,7 +71,7 @@ def test_images_are_copied_beside_the_page(evaluation):
             copy = evaluation.out / rel
             source = evaluation.root / folder / (row["name"] + (".jpg" if column == "input" else ".png"))
             assert copy.read_bytes() == source.read_bytes(), (column, row["name"])
-    assert sum(1 for p in (evaluation.out / "img").rglob("*") if p.is_file()) == 3 * len(NAMES)
+    assert sum(1 for p in (evaluation.out / "img").rglob("*") if p.is_file() and p.name != ".i2i-files") == 3 * len(NAMES)
 
 
 def test_per_image_scores_equal_the_metric_functions(evaluation):
@@ -118,7 +118,7 @@ def test_bad_arguments_are_one_line_errors(evaluation, tmp_path, capsys):
     cases = [
         (base + ["--input", str(evaluation.root / "input")], "--input is only used with --html"),
         (base + ["--html", str(tmp_path / "busy")], "holds other files"),
-        (base + ["--html", str(evaluation.root / "pred" / "html")], "must not lie inside"),
+        (base + ["--html", str(evaluation.root / "pred" / "html")], "lies inside the input folder --pred"),
         (base + ["--html", str(tmp_path / "h"), "--input", str(evaluation.root / "target" / "sub")], "without partner in --input"),
     ]
     for args, message in cases:

@@ -136,7 +136,11 @@ def test_cli_bad_folders(tmp_path, capsys):
     assert main(["--input", str(tmp_path / "nope"), "--output", str(tmp_path / "out")]) == 2
     assert "--input not found" in capsys.readouterr().err
     assert main(["--input", str(src), "--output", str(src / "sub")]) == 2
-    assert "must not contain each other" in capsys.readouterr().err
+    assert "lies inside the input folder --input" in capsys.readouterr().err
+    assert main(["--input", str(src), "--output", str(src)]) == 2
+    assert "is the input --input" in capsys.readouterr().err
+    assert main(["--input", str(src), "--output", str(tmp_path)]) == 2
+    assert f"the input --input {src} lies inside {tmp_path}, where i2i writes" in capsys.readouterr().err
     depth = tmp_path / "depth"
     depth.mkdir()
     np.save(depth / "a.npy", np.ones((8, 6)))

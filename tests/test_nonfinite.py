@@ -125,3 +125,22 @@ def test_non_finite_settings_are_config_errors(tmp_path, capsys, value):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: optim.G.lr: ") and "\n" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_whose_every_step_was_skipped_says_no_update_was_made(tmp_path, monkeypatch, capsys):
+    original = Pix2Pix.loss
+
+    def loss(self, phase, batch, out):
+        value, logs = original(self, phase, batch, out)
+        return value * float("nan"), logs
+
+    monkeypatch.setattr(Pix2Pix, "loss", loss)
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=3", "train.max_bad_steps=10"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no update was made: all 3 step(s) of this run were skipped (non-finite ")
+    assert "the weights are as they started" in err[-1]
+    # a run in which only some phases were skipped (G's, not D's) did update: exit 0
+    monkeypatch.setattr(Pix2Pix, "loss", original)
+    nan_g_loss(monkeypatch, set(range(1, 100)))
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=3", "train.max_bad_steps=10"]) == 0

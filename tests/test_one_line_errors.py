@@ -117,9 +117,14 @@ def test_export_never_writes_over_the_checkpoint_it_reads(tmp_path, ckpt, capsys
     before = ckpt.read_bytes()
     capsys.readouterr()
     assert export_main(["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(ckpt), "--overwrite"]) == 2
-    assert one_error_line(capsys) == f"error: --output {ckpt} is the checkpoint it exports; give another file name"
+    assert one_error_line(capsys) == f"error: --output {ckpt}: is the input --checkpoint {ckpt}; give another path"
     run = ckpt.parent.parent
     assert export_main(["--checkpoint", str(run), "--format", "torchscript", "--output", str(ckpt), "--overwrite"]) == 2  # its newest
+    assert one_error_line(capsys) == f"error: --output {ckpt}: lies inside the input folder --checkpoint {run}; give a path outside it"
+    link = tmp_path / "hard.pt"
+    link.hardlink_to(ckpt)  # another name of the checkpoint file
+    assert export_main(["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(link), "--overwrite"]) == 2
+    assert one_error_line(capsys) == f"error: --output {link}: is the input --checkpoint {ckpt}; give another path"
     assert ckpt.read_bytes() == before
 
 
@@ -155,3 +160,66 @@ def test_a_checkpoint_with_a_field_of_another_type(tmp_path, ckpt, capsys, field
     assert one_error_line(capsys) == f"error: {ckpt}: not an i2i checkpoint ({what})"
     assert train_main(["--resume", str(ckpt)]) == 1
     assert one_error_line(capsys) == f"error: {ckpt}: not an i2i checkpoint ({what})"
+
+
+@pytest.mark.parametrize("base, shown", [("123", "123"), ("[x.yaml]", "['x.yaml']"), ("{a: 1}", "{'a': 1}")])
+def test_a_base_that_is_not_a_file_name(tmp_path, capsys, base, shown):
+    cfg = tiny_config(tmp_path)
+    cfg.write_text(f"base: {base}\n" + cfg.read_text())
+    assert train_main(["--config", str(cfg)]) == 2
+    assert one_error_line(capsys) == f"error: {cfg}: base: expected a file or shipped config name, got {shown}"
+
+
+def test_seeds_beyond_32_bits(tmp_path, ckpt, capsys):
+    from i2i.cli.make_haze import main as haze_main
+    from i2i.cli.sample import main as sample_main
+
+    big = str(2 ** 64)
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", f"train.seed={big}"]) == 2
+    assert one_error_line(capsys) == f"error: train.seed: must be <= {2 ** 32 - 1}, got {big}"
+    assert not (tmp_path / "runs" / "tiny-2").exists()
+    write_image(tmp_path / "in" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    for main, args in ((translate_main, ["--checkpoint", str(ckpt), "--input", str(tmp_path / "in")]),
+                       (sample_main, ["--checkpoint", str(ckpt)]), (haze_main, ["--input", str(tmp_path / "in")])):
+        for seed in (big, "-1"):
+            assert main([*args, "--output", str(tmp_path / "out"), "--seed", seed]) == 2
+            assert one_error_line(capsys) == f"error: --seed: must be 0 to {2 ** 32 - 1}, got {seed}"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device, message", [("meta", "holds no data"), ("xpu:3", "is not available here")])
+def test_a_device_that_cannot_train(tmp_path, capsys, device, message):
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", f"train.device={device}"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: train.device: '{device}' ") and message in line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("value", ["abc", "1e400", "-5"])
+def test_a_bad_pixel_limit_in_the_environment(tmp_path, capsys, monkeypatch, value):
+    for d in ("trainA", "trainB"):
+        write_image(tmp_path / "data" / d / "a.png", np.zeros((40, 40, 3), np.uint8))
+    monkeypatch.setenv("I2I_MAX_PIXELS", value)
+    args = ["--config", str(tiny_config(tmp_path)), "--set", f"data.root={tmp_path / 'data'}", "data.kind=unpaired",
+            "model=cyclegan", "data.num_workers=1"]
+    assert train_main(args) == 2
+    assert one_error_line(capsys) == f"error: I2I_MAX_PIXELS: expected a positive number of pixels, got '{value}'"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_non_finite_depth_maps_are_skipped_and_listed(tmp_path, capsys):
+    from i2i.cli.make_haze import main as haze_main
+
+    for name in ("a", "b", "c"):
+        write_image(tmp_path / "in" / f"{name}.png", np.full((6, 8, 3), 200, np.uint8))
+    (tmp_path / "depth").mkdir()
+    np.save(tmp_path / "depth" / "a.npy", np.ones((6, 8)))
+    np.save(tmp_path / "depth" / "b.npy", np.full((6, 8), np.nan))
+    np.save(tmp_path / "depth" / "c.npy", np.where(np.eye(6, 8) > 0, np.inf, 1.0))
+    assert haze_main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                      "--depth", str(tmp_path / "depth")]) == 1
+    err = capsys.readouterr().err
+    assert f"depth map {tmp_path / 'depth' / 'b.npy'}: 48 value(s) are NaN or infinite" in err
+    assert f"depth map {tmp_path / 'depth' / 'c.npy'}: 6 value(s) are NaN or infinite" in err
+    assert "Traceback" not in err
+    assert {p.name.split("_")[0] for p in (tmp_path / "out" / "hazy").iterdir()} == {"a"}  # b and c: no image

@@ -227,7 +227,7 @@ def test_translate_aligned_inputs_uses_one_half(tmp_path):
     # --ext changes the format, not the name; --resize translates at another scale
     assert translate_main(base + ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "o3"), "--aligned",
                                   "--ext", "jpg", "--resize", "32"]) == 0
-    assert [p.name for p in (tmp_path / "o3").iterdir()] == ["p.jpg"]
+    assert sorted(p.name for p in (tmp_path / "o3").iterdir()) == [".i2i-translations", "p.jpg"]
     assert read_image(tmp_path / "o3" / "p.jpg").shape == (40, 40, 3)
     assert translate_main(base + ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "o4"), "--ext", "txt"]) == 1
 

@@ -50,7 +50,7 @@ def test_output_inside_input_is_left_out_of_the_inputs(tmp_path, capsys):
     assert "its 2 image(s) are not read as inputs" in capsys.readouterr().err
     after = snapshot(src)
     assert {k: v for k, v in after.items() if not k.startswith("out/")} == before
-    assert sorted(k for k in after if k.startswith("out/")) == ["out/a.png", "out/sub/b.jpg"]
+    assert sorted(k for k in after if k.startswith("out/")) == ["out/.i2i-translations", "out/a.png", "out/sub/b.jpg"]
 
 
 def test_an_output_file_that_is_an_input_file_is_refused(tmp_path, capsys):
@@ -86,7 +86,7 @@ def test_two_inputs_never_map_to_one_output(tmp_path, capsys):
     assert "x.PNG" in one_error_line(capsys) and not (tmp_path / "out").exists()
     # without --ext the same inputs are fine
     assert dcp(src, tmp_path / "out") == 0
-    assert len(list((tmp_path / "out").rglob("*.*"))) == 5
+    assert len(list((tmp_path / "out").rglob("*.*"))) == 5 + 1  # and the output folder's marker
 
 
 def test_output_that_is_a_file_is_one_line(tmp_path, capsys):

@@ -18,6 +18,21 @@ def add_import(parser: argparse.ArgumentParser) -> None:
                              "datasets or translators; repeatable")
 
 
+def add_trust_imports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-imports", action="store_true",
+                        help="run the imports: a checkpoint's saved config asks for (without it, only those "
+                             "also given with --import run)")
+
+
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """A seed of 0 to 2**32 - 1 (as ``train.seed``); ConfigError naming ``flag`` otherwise."""
+    from ..errors import ConfigError
+
+    if not 0 <= seed <= 2 ** 32 - 1:
+        raise ConfigError(f"{flag}: must be 0 to {2 ** 32 - 1}, got {seed}")
+    return seed
+
+
 def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Call ``fn(args)``; user errors become one line on stderr and an exit code."""
     try:

@@ -33,10 +33,9 @@ from tqdm import tqdm
 from .. import metrics as _metrics  # noqa: F401 - registers the metrics
 from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
-from ..gallery import check_out_dir
 from ..registry import METRICS, RegistryError
 from .common import add_debug, add_import, run
-from .paths import check_output_file
+from .paths import check_apart, check_gallery_dir, check_output_file
 
 
 class PairingError(DataError):
@@ -178,10 +177,12 @@ def evaluate(args: argparse.Namespace) -> int:
             if args.ignore_index is not None and "ignore_index" in METRICS.parameters(n)}
     if args.input and not args.html:
         raise ConfigError("--input is only used with --html")
+    inputs = [("--pred", args.pred), ("--target", args.target), ("--labels", args.labels), ("--input", args.input),
+              ("--palette", args.palette), ("--inception-weights", args.inception_weights)]
     if args.json:
-        check_output_file(args.json, "--json")
+        check_results_file(check_apart(check_output_file(args.json, "--json"), "--json", inputs))
     if args.html:
-        check_out_dir(args.html, args.pred, args.target, args.labels, args.input)
+        check_gallery_dir(args.html, inputs)
     pred = keyed_images(args.pred, "--pred")
     inputs = keyed_images(args.input, "--input") if args.input else {}
     if inputs:  # every pred needs its input; inputs without a pred are left out
@@ -253,6 +254,18 @@ def format_table(results: dict[str, float]) -> str:
 
 def _jsonable(v: float):
     return v if math.isfinite(v) else str(v)
+
+
+def check_results_file(path: Path) -> None:
+    """An existing ``--json`` file is replaced only if it is an earlier results file of i2i-eval."""
+    if not path.exists():
+        return
+    try:
+        doc = json.loads(path.read_text()) if path.stat().st_size < 1 << 20 else None
+    except (OSError, ValueError):
+        doc = None
+    if not (isinstance(doc, dict) and isinstance(doc.get("metrics"), dict) and "counts" in doc):
+        raise ConfigError(f"--json {path}: exists and is not a results file of i2i-eval; give a new file name")
 
 
 def write_json(path: str, results: dict[str, float], args: argparse.Namespace, counts: dict[str, int]) -> None:

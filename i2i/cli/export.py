@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, I2IError
-from .common import add_debug, add_import, run
+from .common import add_debug, add_import, add_trust_imports, run
 
 TOLERANCE = 1e-4  #: largest accepted |exported - PyTorch| on the check batches
 
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
                    help="ema: the averaged weights where the run kept them (train.ema), raw: the trained ones")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
 
@@ -74,11 +76,21 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
     m = meta["size_multiple"]
     dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("h", min=1) * m, 3: torch.export.Dim("w", min=1) * m}
     kwargs = {"opset_version": opset} if opset else {}
+    if opset is not None and not 1 <= opset <= onnx.defs.onnx_opset_version():
+        raise ConfigError(f"--opset {opset}: ONNX opsets are 1 to {onnx.defs.onnx_opset_version()}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(gen, (example,), dynamo=True, input_names=["image"], output_names=["output"],
-                                    dynamic_shapes=(dims,), verbose=False, **kwargs)
+        logging.disable(logging.CRITICAL if opset else logging.NOTSET)  # a failed conversion is said below, once
+        try:
+            program = torch.onnx.export(gen, (example,), dynamo=True, input_names=["image"], output_names=["output"],
+                                        dynamic_shapes=(dims,), verbose=False, **kwargs)
+        finally:
+            logging.disable(logging.NOTSET)
     model = program.model_proto
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset and written != opset:
+        raise ConfigError(f"--opset {opset}: the ONNX exporter cannot write this generator in opset {opset} "
+                          f"(it wrote opset {written}); give a newer --opset, or leave it out; nothing written")
     for key, value in meta.items():
         model.metadata_props.add(key=f"i2i.{key}", value=str(value))
     onnx.save(model, str(path))
@@ -95,18 +107,18 @@ def export(args: argparse.Namespace) -> int:
     from ..utils import atomic_path
 
     from ..engine.checkpoint import resolve_checkpoint
-    from .paths import check_output_file, file_ids
+    from .paths import check_apart, check_output_file
 
     out = Path(args.output)
     if out.is_dir():
         raise ConfigError(f"--output {out} is a folder; give a file name")
     check_output_file(out, "--output")
     source = Path(args.checkpoint)
-    if out.exists() and (file_ids([out]).keys() & file_ids([source, resolve_checkpoint(source)]).keys()):
-        raise ConfigError(f"--output {out} is the checkpoint it exports; give another file name")
+    check_apart(out, "--output", [("--checkpoint", source), ("--checkpoint", resolve_checkpoint(source))])
     if out.exists() and not args.overwrite:
         raise ConfigError(f"--output {out} exists (use --overwrite)")
-    translator = load_translator(args.checkpoint, device="cpu", weights=args.weights)
+    translator = load_translator(args.checkpoint, device="cpu", weights=args.weights,
+                                 imports=args.imports, trust_imports=args.trust_imports)
     try:
         gen = translator.model.generator(args.direction)
     except ValueError as exc:

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
-from .common import add_debug, run
+from .common import add_debug, check_seed, run
 
 PARAMS_FILE = "haze.csv"
 MAX_PER_IMAGE = 1000  #: hazy versions per clear image at most (each image's are planned in memory at once)
@@ -114,7 +114,11 @@ def _read_depth(path: Path) -> np.ndarray:
     depth = np.squeeze(depth)
     if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
         raise DataError(f"depth map {path}: expected a 2-D numeric array, got shape {depth.shape}, {depth.dtype}")
-    return depth.astype(np.float64)
+    depth = depth.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(depth)))
+    if bad:
+        raise DataError(f"depth map {path}: {bad} value(s) are NaN or infinite")
+    return depth
 
 
 def _write_params(path: Path, rows: dict[str, dict]) -> None:
@@ -142,12 +146,11 @@ def make_haze(args: argparse.Namespace) -> int:
     airlight = _range(args.airlight, "--airlight", 0.0, 1.0)
     if not 1 <= args.per_image <= MAX_PER_IMAGE:
         raise ConfigError(f"--per-image must be 1 to {MAX_PER_IMAGE}, got {args.per_image}")
-    from .paths import check_output_dir
+    check_seed(args.seed)
+    from .paths import check_apart, check_output_dir
 
     src_root, out_root = Path(args.input), check_output_dir(args.output, "--output")
-    a, b = src_root.resolve(), out_root.resolve()
-    if a == b or a in b.parents or b in a.parents:
-        raise ConfigError(f"--output {out_root} and --input {src_root} must not contain each other")
+    check_apart(out_root, "--output", [("--input", src_root), ("--depth", args.depth)], writes_in=[out_root])
     jobs = _list_inputs(src_root)
     depths = _depth_maps(Path(args.depth), [_key(rel) for _, rel in jobs]) if args.depth else {}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import I2IError
-from .common import add_debug, add_import, run
+from .common import add_debug, add_import, add_trust_imports, check_seed, run
 
 CHUNK = 64  #: pairs generated per forward pass
 GRID_PAIRS = 64  #: pairs shown in grid.png
@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: cuda, mps, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
 
@@ -72,15 +73,17 @@ def existing_outputs(out: Path, n: int) -> list[Path]:
 def sample(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import tensor_to_image, write_image
-    from .paths import check_output_dir
+    from .paths import check_apart, check_output_dir
 
     if args.n < 1:
         raise UsageError(f"--n must be >= 1, got {args.n}")
-    out = check_output_dir(args.output, "--output")
+    check_seed(args.seed)
+    out = check_apart(check_output_dir(args.output, "--output"), "--output", [("--checkpoint", args.checkpoint)])
     existing = existing_outputs(out, args.n)
     if existing and not args.overwrite:
         raise UsageError(f"{existing[0]} exists ({len(existing)} output file(s) do): use --overwrite or another --output")
-    translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
+    translator = load_translator(args.checkpoint, device=args.device, weights=args.weights,
+                                 imports=args.imports, trust_imports=args.trust_imports)
     model = translator.model
     generator = torch.Generator().manual_seed(args.seed)
     grid_a, grid_b = [], []

@@ -10,8 +10,8 @@ from ..config import save_config
 from ..config.shipped import SHIPPED, shipped_configs, summary
 from ..configure import config_of_checkpoint, load_config
 from ..errors import CheckpointError, ConfigError
-from .common import add_debug, add_import, run
-from .paths import check_output_dir
+from .common import add_debug, add_import, add_trust_imports, run
+from .paths import check_apart, check_output_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest readable checkpoint (or a .pt file), with the config saved in "
                         "it (--set changes settings); from an older checkpoint it branches into a new run folder")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
 
@@ -91,26 +92,45 @@ def _source(args: argparse.Namespace, point, files: list[Path]) -> str:
 def train(args: argparse.Namespace) -> int:
     if args.list_configs:
         return list_configs()
-    from ..engine.resume import cut_metrics, open_resume_point, say_config
-    from ..engine.trainer import Trainer
+    from ..engine.distributed import init_distributed
+    from ..engine.resume import open_resume_point
+    from ..engine.runlock import lock_run_dir
+    from ..engine.runtime import select_device
 
     point, files = None, []
     if args.resume:
         point = open_resume_point(args.resume)
         try:
-            cfg = config_of_checkpoint(point.state, args.set)
+            cfg = config_of_checkpoint(point.state, args.set, imports=args.imports, trust_imports=args.trust_imports,
+                                       source=str(point.checkpoint))
         except ConfigError as exc:
             try:  # the saved config itself is broken (not a moved data folder or a --set): the file's fault
-                config_of_checkpoint(point.state, check_paths=False)
+                config_of_checkpoint(point.state, check_paths=False, imports=args.imports,
+                                     trust_imports=args.trust_imports)
             except ConfigError:
                 raise CheckpointError(f"{point.checkpoint}: the config saved in it is not valid: {exc}") from None
             raise
         run_dir, new = _resume_dir(point, cfg)
     elif args.config:
         cfg = load_config(args.config, args.set, files)
+        check_apart(cfg.train.out_dir, "train.out_dir",
+                    [("data.root", cfg.data.root), ("eval.root", cfg.eval.root if cfg.eval.every else None)])
         run_dir, new = _shared_run_dir(cfg.train.out_dir, cfg.train.name, cfg.train.device), True
     else:
         raise ConfigError("give --config FILE (or --resume RUN_DIR)")
+    main_process = init_distributed(select_device(cfg.train.device)).is_main
+    lock = lock_run_dir(run_dir) if main_process else None  # held while this process trains
+    try:
+        return _fit(cfg, run_dir, new, point, args, files)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _fit(cfg, run_dir: Path, new: bool, point, args: argparse.Namespace, files: list) -> int:
+    from ..engine.resume import cut_metrics, say_config
+    from ..engine.trainer import Trainer
+
     try:
         trainer = Trainer(cfg, run_dir, resume=point.state if point else None)
     except BaseException as exc:

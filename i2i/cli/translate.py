@@ -35,8 +35,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
-from .common import add_debug, add_import, run
-from .paths import check_output_dir, file_ids, inside
+from .common import add_debug, add_import, add_trust_imports, check_seed, run
+from .paths import check_gallery_dir, check_output_dir, file_ids, inside
 
 #: defaults of --tile, --tile-overlap and --tile-above: a 512 px tile of the 56-layer Tiramisu
 #: needs about 0.9 GB on a CPU, a 2048 px tile 14 GB
@@ -85,8 +85,13 @@ def parser() -> argparse.ArgumentParser:
                    help=f"overlap of neighbouring tiles (default: {OVERLAP}); tile and overlap are rounded up to "
                         "multiples of the generator's size multiple")
     add_import(p)
+    add_trust_imports(p)
     add_debug(p)
     return p
+
+
+#: written into each --output folder: its images are not inputs of a translation of a folder above it
+OUTPUT_MARK = ".i2i-translations"
 
 
 def _inputs(path: Path, out_root: Path) -> list[tuple[Path, Path]]:
@@ -108,6 +113,17 @@ def _inputs(path: Path, out_root: Path) -> list[tuple[Path, Path]]:
                 print(f"note: --output {out_root} lies inside --input {path}: its {len(found) - len(kept)} image(s) "
                       "are not read as inputs", file=sys.stderr)
             found = kept
+        marked: dict[Path, bool] = {}
+
+        def earlier_output(p: Path) -> bool:
+            folders = [path / f for f in p.relative_to(path).parents[:-1]]
+            return any(marked.setdefault(f, (f / OUTPUT_MARK).is_file()) for f in folders)
+
+        kept = [p for p in found if not earlier_output(p)]
+        if len(kept) < len(found):
+            print(f"note: {len(found) - len(kept)} image(s) under --input {path} lie in output folders of earlier "
+                  f"translations (marked {OUTPUT_MARK}) and are not read as inputs", file=sys.stderr)
+        found = kept
         if not found:
             raise DataError(f"--input {path}: no images in this folder (looked for "
                             f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -176,6 +192,7 @@ def translate_folder(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_seed(args.seed)
     for flag, value in (("--workers", args.workers), ("--write-threads", args.write_threads)):
         if value < 0:
             raise ConfigError(f"{flag} must be >= 0, got {value}")
@@ -188,8 +205,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     if not args.method and not args.checkpoint:
         raise ConfigError("--checkpoint is required (or --method dcp)")
     if args.html:
-        from ..gallery import check_out_dir
-        check_out_dir(args.html, args.input, args.output)
+        check_gallery_dir(args.html, [("--input", args.input), ("--output", args.output)])
     out_root = check_output_dir(args.output, "--output")
     jobs = _inputs(Path(args.input), out_root)
     if args.ext:
@@ -206,7 +222,8 @@ def translate_folder(args: argparse.Namespace) -> int:
 
         translator = DarkChannelPrior(device=select_device(args.device or "auto", key="--device"))
     else:
-        translator = load_translator(args.checkpoint, device=args.device, weights=args.weights)
+        translator = load_translator(args.checkpoint, device=args.device, weights=args.weights,
+                                 imports=args.imports, trust_imports=args.trust_imports)
         torch.manual_seed(args.seed)
         try:
             translator.model.check_direction(args.direction)
@@ -218,6 +235,11 @@ def translate_folder(args: argparse.Namespace) -> int:
                       args.direction)
     tiles = _tiling(args, translator)
     tiled = (lambda x: _translate_tiled(translator, x, args.direction, *tiles)) if tiles else None
+    if todo and not (out_root / OUTPUT_MARK).exists():
+        from ..utils import atomic_write_text
+
+        atomic_write_text(out_root / OUTPUT_MARK, "images written by i2i-translate: a translation of a folder "
+                                                  "above this one does not read them\n")
     failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size, workers=args.workers,
                                   write_threads=args.write_threads, amp=args.amp, tile=tiles[0] if tiles else 0,
                                   tile_above=args.tile_above, tiled=tiled)

@@ -140,7 +140,7 @@ class TrainConfig:
     time_budget_min: float = rule(0.0, ge=0)  #: stop after this many minutes of training (0 = no limit)
     #: mixed precision (fp16 needs CUDA; auto: bf16 where the CPU or GPU computes bf16 natively, else off)
     amp: str = rule("off", choices=("off", "bf16", "fp16", "auto"))
-    seed: int = 0
+    seed: int = rule(0, ge=0, le=2 ** 32 - 1)  #: 32 bits: the per-epoch and per-step seeds derived from it fit 64
     device: str = "auto"  #: auto (cuda, mps, cpu), or an explicit torch device
     out_dir: str = "runs"  #: parent folder of run folders
     name: str = ""  #: run folder name (default: the config file's stem)

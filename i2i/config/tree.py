@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from ..errors import ConfigError
+from .bounded import load_yaml
 from .schema import OPEN, SHORTHAND, Config, ModelSettings
 from .shipped import find_config
 
@@ -54,8 +55,12 @@ def to_dict(obj: Any) -> Any:
 _REPLACE_ON_CHANGE = {"model": "name", "nets.*": "name", "losses.gan": "name", "losses.penalty": "type"}
 
 
-def _tag(path: str) -> str | None:
-    return next((tag for pattern, tag in _REPLACE_ON_CHANGE.items() if fnmatch.fnmatchcase(path, pattern)), None)
+# the field a section written as a string stands for (``model: unit`` is ``model: {name: unit}``)
+_SHORTHAND_FIELD = {**_REPLACE_ON_CHANGE, "optim.*": "type"}
+
+
+def _tag(path: str, table: dict = _REPLACE_ON_CHANGE) -> str | None:
+    return next((tag for pattern, tag in table.items() if fnmatch.fnmatchcase(path, pattern)), None)
 
 
 def merge(base: dict, over: dict, _path: str = "") -> dict:
@@ -67,6 +72,8 @@ def merge(base: dict, over: dict, _path: str = "") -> dict:
         tag = _tag(path)
         if isinstance(old, dict) and isinstance(value, str):
             value = {tag or ("type" if "type" in old else "name"): value}
+        if isinstance(old, str) and isinstance(value, dict) and _tag(path, _SHORTHAND_FIELD):
+            old = {_tag(path, _SHORTHAND_FIELD): old}  # settings over a shorthand keep the name it gave
         if isinstance(old, dict) and isinstance(value, dict):
             if tag and tag in value and tag in old and value[tag] != old[tag]:
                 out[key] = dict(value)
@@ -202,7 +209,7 @@ def read_yaml(path: str | Path, files: list[Path] | None = None, _seen: tuple = 
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: 'base' chain loops back to itself")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), str(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -214,9 +221,9 @@ def read_yaml(path: str | Path, files: list[Path] | None = None, _seen: tuple = 
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a file or shipped config name, got {base!r}")
     if base:
-        if not isinstance(base, str):
-            raise ConfigError(f"{path}: base: expected a file or shipped config name, got {base!r}")
         try:
             base_path = find_config(base, path.parent)
         except ConfigError as exc:
@@ -233,7 +240,7 @@ def parse_overrides(items: Iterable[str]) -> dict:
             raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = load_yaml(raw, f"--set {key}") if raw != "" else ""
         except (yaml.YAMLError, ValueError):  # ValueError: a date that is none, 2024-13-01
             value = raw
         node = out

@@ -46,6 +46,9 @@ def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = T
         command = download_command(cfg.root)
         hint = f" (download it with: {command})" if command and command.isprintable() else ""
         raise ConfigError(f"{path}.root: folder not found: {shown}{hint}")
+    from .io import pixel_limit
+
+    pixel_limit(cfg.max_pixels)  # $I2I_MAX_PIXELS read here, not first in a loader worker
 
 
 def seed_worker(worker_id: int) -> None:

@@ -142,7 +142,7 @@ def pixel_limit(max_pixels: int | None = None) -> int:
         return DEFAULT_MAX_PIXELS
     try:
         value = int(float(env)) if env.lower() != "inf" else 0
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or 1e400
         value = 0
     if value <= 0:
         from ..errors import ConfigError

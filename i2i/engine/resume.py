@@ -24,7 +24,9 @@ from typing import Any
 
 import yaml
 
+from ..config.bounded import load_yaml
 from ..config.tree import edited_since_saved
+from ..errors import ConfigError
 from ..utils import atomic_write_text
 from .checkpoint import list_checkpoints, load_newest, read_checkpoint, resolve_checkpoint, step_of
 
@@ -100,12 +102,12 @@ def config_changes(run_dir: Path, saved: dict) -> list[str]:
         raw = path.read_text()
         if edited_since_saved(raw) is False:  # as i2i wrote it (maybe with --set of a later resume)
             return []
-        text = yaml.safe_load(raw)
+        text = load_yaml(raw, str(path))
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, ConfigError):
         return ["(the file is not readable YAML)"]
-    ours = yaml.safe_load(yaml.safe_dump(saved, sort_keys=False))  # the same normal form as the file
+    ours = load_yaml(yaml.safe_dump(saved, sort_keys=False), "the checkpoint's config")  # the file's normal form
     a, b = _flat(text if isinstance(text, dict) else {"": text}), _flat(ours)
     return sorted(k for k in set(a) | set(b) if a.get(k, object()) != b.get(k, object()))
 

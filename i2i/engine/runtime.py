@@ -28,6 +28,12 @@ def select_device(name: str = "auto", key: str = "train.device") -> torch.device
         raise ConfigError(f"{key}: {name!r} is not a torch device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{key}: {name!r} requested but CUDA is not available")
+    if device.type == "meta":
+        raise ConfigError(f"{key}: {name!r} holds no data (shapes only); give auto, cpu or cuda")
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise ConfigError(f"{key}: {name!r} is not available here ({str(exc).strip().splitlines()[0][:120]})") from None
     return device
 
 

@@ -102,6 +102,7 @@ class Trainer:
         self.divergence = DivergenceGuard(cfg.train.divergence)
         self.signals = StopSignals(quiet=not self.dist.is_main)
         self.bad_losses: list[str] = []
+        self.updates = 0  #: optimizer steps made by this process (a run of skipped steps makes none)
         self._saved_step = -1
         if resume is not None:
             self._load_state(resume)
@@ -152,6 +153,7 @@ class Trainer:
                 if graded:
                     scaler.step(opt)
                 model.after_step(phase.name)
+                self.updates += 1
             else:  # no update from a non-finite loss or gradient (see i2i.engine.guard), an fp16 overflow included
                 opt.zero_grad(set_to_none=True)
                 self.bad_losses.append(bad)
@@ -175,7 +177,7 @@ class Trainer:
 
     def fit(self) -> Path | None:
         """Train until the last epoch or ``max_steps``; return the last checkpoint."""
-        cfg, total = self.cfg, self.total_steps
+        cfg, total, start = self.cfg, self.total_steps, self.step
         bar = tqdm(total=total, initial=self.step, desc=cfg.train.name or "train", unit="it",
                    disable=not (cfg.log.progress and self.dist.is_main), dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}
@@ -253,6 +255,10 @@ class Trainer:
                 self.logger.close()
             self._report_skipped()
             dist.barrier()
+        if self.step > start and not self.updates:
+            raise StopTraining(f"no update was made: all {self.step - start} step(s) of this run were skipped "
+                               f"(non-finite {self.guard.first}); the weights are as they started"
+                               + (f", checkpoint {last}" if last else ""))
         return last
 
     def _signalled(self) -> bool:
