@@ -12,6 +12,7 @@ import traceback
 from dataclasses import fields
 from pathlib import Path
 
+import benchmark  # tools/benchmark.py, beside this file
 import numpy as np
 import torch
 import yaml
@@ -21,6 +22,7 @@ PRECISIONS = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}  # cell name -> tra
 PARITY = (2e-3, 1e-4)  #: rtol, atol of compiled against eager fp32 losses
 RESUME_RTOL = 1e-5  #: straight against resumed losses
 TILED_LEVELS = 2  #: largest tiled-untiled difference, in 8-bit levels
+NOT_CHECKED = "not checked (needs CUDA)"
 
 #: small networks at 256 px on a GPU, tiny ones at 32 px in the dry run; a translator not listed trains with
 #: its own defaults
@@ -124,15 +126,16 @@ def _endless(loader):
 
 
 def _where(exc: BaseException) -> str:
-    """``file:line (function)`` of the innermost frame of i2i in ``exc``'s traceback."""
+    """``file:line (function)`` of the innermost frame of i2i in ``exc``'s traceback, and of the innermost one."""
     import i2i
 
     package = Path(i2i.__file__).resolve().parent
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve().is_relative_to(package)]
-    if not frames:
-        return "outside i2i"
-    f = frames[-1]
-    return f"{Path(f.filename).resolve().relative_to(package.parent)}:{f.lineno} ({f.name})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(package)]
+    where = [f"{Path(f.filename).resolve().relative_to(package.parent)}:{f.lineno} ({f.name})" for f in ours[-1:]]
+    if frames and (not ours or frames[-1] is not ours[-1]):
+        where.append(f"via {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})")
+    return " ".join(where) or "(no traceback)"
 
 
 def sync_step(trainer, batch) -> str | None:
@@ -160,6 +163,22 @@ def _compare(a: list[dict], b: list[dict], rtol: float, atol: float) -> tuple[bo
     return all(abs(u - v) <= atol + rtol * abs(v) for u, v in pairs), worst
 
 
+def _train_steps(work: Work, trainer, keep: bool) -> tuple[list[dict], list[str], str, Path | None]:
+    """``work.steps`` training steps (their losses stay on the device until all ran), then on CUDA one more under
+    the sync debug mode: the losses, the bad steps, the host-sync verdict, and the checkpoint if ``keep``."""
+    batches, rows, bad = _endless(trainer.loader), [], []
+    for _ in range(work.steps):
+        logs, out = trainer.train_step(next(batches))
+        trainer.step += 1
+        del out
+        rows.append({k: v.detach() for k, v in logs.items()})
+        bad += trainer.bad_losses
+    losses = [{k: float(v) for k, v in row.items()} for row in rows]
+    checkpoint = trainer.save() if keep else None
+    sync = NOT_CHECKED if work.dry else (sync_step(trainer, next(batches)) or "none")
+    return losses, bad, sync, checkpoint
+
+
 def train(work: Work, t: str, precision: str, mode: str, layout: str):
     """A few training steps of one translator with one precision, mode and layout."""
     from i2i.configure import load_config
@@ -173,45 +192,38 @@ def train(work: Work, t: str, precision: str, mode: str, layout: str):
         torch._dynamo.reset()  # a fresh cache per cell: no recompilation limit reached across cells
     trainer = Trainer(cfg, work.tmp / "runs" / slug)
     try:
-        batches, rows, bad = _endless(trainer.loader), [], []
-        for _ in range(work.steps):
-            logs, out = trainer.train_step(next(batches))
-            trainer.step += 1
-            del out
-            rows.append({k: v.detach() for k, v in logs.items()})  # on the device until all steps ran
-            bad += trainer.bad_losses
-        losses = [{k: float(v) for k, v in row.items()} for row in rows]
-        if (precision, mode, layout) == ("fp32", "eager", "nchw"):
-            work.checkpoints[t] = trainer.save()
-        sync = "not checked (needs CUDA)" if work.dry else (sync_step(trainer, next(batches)) or "none")
+        keep = (precision, mode, layout) == ("fp32", "eager", "nchw")  # translate and export use it
+        losses, bad, sync, checkpoint = _train_steps(work, trainer, keep)
         compile_failed = bool(trainer.compiled and trainer.compiled["failed"])
     finally:
         if trainer.logger:
             trainer.logger.close()
         del trainer
+    if checkpoint is not None:
+        work.checkpoints[t] = checkpoint
     problems = [f"non-finite {k} at step {i + 1}" for i, row in enumerate(losses) for k, v in row.items()
                 if not math.isfinite(v)][:3] + [f"bad step: {b}" for b in bad[:1]]
     if compile_failed:
         problems.append("torch.compile failed, the networks ran eagerly")
-    detail = f"{work.steps} steps, {len(losses[-1])} losses finite" if not problems else ""
+    notes = [f"{work.steps} steps, {len(losses[-1])} losses finite"]
     if mode == "eager":
         work.losses[(t, precision, layout)] = losses
     elif precision == "fp32":
         eager = work.losses.get((t, precision, layout))
         if eager is None:
-            detail += "; no eager fp32 cell to compare with"
+            notes.append("no eager fp32 cell to compare with")
         else:
             close, worst = _compare(losses, eager, *PARITY)
-            detail += f"; vs eager: max rel diff {worst:.1e}"
+            notes.append(f"vs eager: max rel diff {worst:.1e}")
             if not close:
                 problems.append(f"compiled losses differ from eager ones by up to {worst:.1e} (relative; "
-                                f"tolerance {PARITY[0]:g} + {PARITY[1]:g})")
-    if sync not in ("none", "not checked (needs CUDA)"):
+                                f"tolerance {PARITY[0]:g} + {PARITY[1]:g} absolute)")
+    if sync not in ("none", NOT_CHECKED):
         problems.append(f"host sync: {sync}")
     extra = {"losses": losses, "sync": sync}
     if problems:
         raise Fail("; ".join(problems), **extra)
-    return f"{detail}; host sync: {sync}", extra
+    return "; ".join(notes + [f"host sync: {sync}"]), extra
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -360,9 +372,8 @@ def _bench_args(work: Work, case: str) -> list[str]:
 
 
 def largest_batch(work: Work, case: str, setting: str) -> tuple[int, str]:
-    """The largest batch (doubling from 1, at most ``work.bench_max_batch``) with which eager training steps of
-    the case fit in memory, and why no larger one was tried."""
-    import benchmark
+    """The largest batch (doubling from 1, at most ``work.bench_max_batch`` and the training set's size) with which
+    eager training steps of the case fit in memory, and why no larger one was tried."""
     from i2i.configure import load_config
     from i2i.engine.trainer import Trainer
 
@@ -371,8 +382,10 @@ def largest_batch(work: Work, case: str, setting: str) -> tuple[int, str]:
     cfg = load_config(ROOT / benchmark.CASES[case]["config"], benchmark.overrides(case, args, str(work.tmp / "probe")))
     trainer = Trainer(cfg, work.tmp / "probe" / f"{case}-{setting}")
     batch, fits = next(iter(trainer.loader)), 1
+    bound, why = min((work.bench_max_batch, f"--bench-max-batch {work.bench_max_batch}"),
+                     (len(trainer.dataset), f"the {len(trainer.dataset)} training images"))
     try:
-        while fits * 2 <= work.bench_max_batch:
+        while fits * 2 <= bound:
             n = fits * 2
             big = {k: v.repeat(n, *[1] * (v.dim() - 1)) if torch.is_tensor(v) else v * n for k, v in batch.items()}
             try:
@@ -382,7 +395,7 @@ def largest_batch(work: Work, case: str, setting: str) -> tuple[int, str]:
             except torch.cuda.OutOfMemoryError:
                 return fits, f"batch {n} ran out of memory"
             fits = n
-        return fits, f"--bench-max-batch {work.bench_max_batch}"
+        return fits, why
     finally:
         del trainer, batch
 
