@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Check i2i's GPU paths in one command: a table of cells (ok, FAIL, skipped) and one JSON file.
 
-    python tools/gpu_check.py                # on a CUDA machine (about 8 minutes on one H100)
+    python tools/gpu_check.py                # on a CUDA machine
     python tools/gpu_check.py --dry-run      # the same cells on the CPU at 32 px with tiny networks
 
-Cells (a cell starts only while the time budget, ``--budget-min``, lasts):
+Cells (a cell starts only while the time budget lasts: ``--budget-min``, 7 minutes by default):
 
 * ``train/T/P/M/L``: every translator T of the registry x precision P (fp32, bf16, fp16) x
   eager or compiled M x memory layout L (nchw, channels_last): ``--steps`` training steps
@@ -24,9 +24,11 @@ Cells (a cell starts only while the time budget, ``--budget-min``, lasts):
   images/s and fraction_of_peak of its JSON.
 * ``distributed``: with 2 or more GPUs, ``pytest tests/test_distributed.py`` on them.
 
-Order: the eager train cells, the compiled fp32 NCHW ones (compared with eager), resume,
-translate, export, tiled, bench, distributed, then the other compiled cells, bf16
-channels-last first (``--compile-cells`` caps the compiled cells).
+Order: the eager train cells, resume, translate, export, tiled, bench, distributed, then the
+compiled train cells (the slowest: a compilation each), fp32 NCHW first (compared with eager),
+then bf16 channels-last, fp32 channels-last and the rest; ``--compile-cells`` caps them, a
+larger ``--budget-min`` runs more of them.
+
 The dry run skips what needs CUDA (fp16, the host-sync step, several GPUs) and says so.
 Exit code 0 when every cell that ran passed, 1 otherwise, 2 for bad arguments or no CUDA
 device without ``--dry-run``.
@@ -154,7 +156,6 @@ def run_cells(run: Runner, work: gpu_cells.Work, translators: list[str], args: a
     cap = len(compiled) if args.compile_cells is None else args.compile_cells
     runnable = [c for c in compiled if not (work.dry and c[1] == "fp16")]  # fp16 cells skip at once, count none
     capped = set(runnable[cap:])
-    first = [c for c in compiled if compile_order(c) == 0]
 
     def train_cells(cells):
         for c in cells:
@@ -167,7 +168,6 @@ def run_cells(run: Runner, work: gpu_cells.Work, translators: list[str], args: a
                 run.run(name, gpu_cells.train, work, *c)
 
     train_cells(eager)
-    train_cells(first)
     for t in translators:
         run.run(f"resume/{t}", gpu_cells.resume, work, t)
     for t in translators:
@@ -184,8 +184,7 @@ def run_cells(run: Runner, work: gpu_cells.Work, translators: list[str], args: a
         run.skip("distributed", "needs 2 or more GPUs (dry run)" if work.dry else f"{gpus} GPU")
     else:
         run.run("distributed", gpu_cells.distributed, gpus, max(60.0, run.left_s() + 120))
-    train_cells([c for c in compiled if c not in first])
-
+    train_cells(compiled)
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
