@@ -178,3 +178,16 @@ def test_bad_arguments():
         PerceptualLoss(layers=["relu1_1", "relu2_1"], layer_weights=[1.0], weights="random")
     with pytest.raises(ValueError, match="differ in batch or image size"):
         PerceptualLoss(layers=["relu1_1"], weights="random")(images(), images()[:1])
+
+
+def test_building_it_leaves_the_global_rng_alone_and_the_random_network_is_always_the_same():
+    # DehazeGAN builds its perceptual loss at its first step: had the build drawn from the global RNG, a resumed
+    # run (which builds it at another point of the stream) would draw other dropout masks than an uninterrupted one
+    from i2i.losses.perceptual import vgg19_features
+
+    torch.manual_seed(1)
+    before = torch.get_rng_state()
+    a = vgg19_features(4)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(2)
+    assert torch.equal(vgg19_features(4)[0].weight, a[0].weight)

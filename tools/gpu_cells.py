@@ -279,7 +279,7 @@ def translate(work: Work, t: str):
                          "--amp", "bf16", "--device", work.device, *workers])
     if rc != 0:
         raise Fail(f"i2i-translate exit code {rc}")
-    outs = sorted((folder / "out").iterdir())
+    outs = sorted(p for p in (folder / "out").iterdir() if not p.name.startswith("."))  # not the output marker
     shapes = {read_image(p).shape[:2] for p in outs}
     if len(outs) != 2 or shapes != {(work.size, work.size)}:
         raise Fail(f"expected 2 outputs of {work.size} x {work.size}, got {[p.name for p in outs]} of {shapes}")

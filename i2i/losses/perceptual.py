@@ -113,18 +113,23 @@ def _load_features(net: nn.Sequential, path: Path) -> None:
 def vgg19_features(depth: int = len(LAYER_NAMES)) -> nn.Sequential:
     """The first ``depth`` entries of VGG19's convolutional part, laid out (and so keyed) as
     ``torchvision.models.vgg19().features``; ReLUs are not in-place (conv outputs can be tapped)."""
-    layers: list[nn.Module] = []
-    ch = 3
-    for n, width in zip(_BLOCKS, (64, 128, 256, 512, 512)):
-        for _ in range(n):
-            layers += [nn.Conv2d(ch, width, 3, padding=1), nn.ReLU()]
-            ch = width
-        layers.append(nn.MaxPool2d(2, 2))
-    net = nn.Sequential(*layers[:depth])
-    for m in net:
-        if isinstance(m, nn.Conv2d):  # torchvision's initialization, for weights="random"
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+    # built and initialized (torchvision's initialization, for weights="random") from an RNG of its own: building
+    # the loss (lazily, at a translator's first step) leaves the global RNG as it was, so a resumed run draws what
+    # an uninterrupted one draws, and the random network is the same in every run
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        layers: list[nn.Module] = []
+        ch = 3
+        for n, width in zip(_BLOCKS, (64, 128, 256, 512, 512)):
+            for _ in range(n):
+                layers += [nn.Conv2d(ch, width, 3, padding=1), nn.ReLU()]
+                ch = width
+            layers.append(nn.MaxPool2d(2, 2))
+        net = nn.Sequential(*layers[:depth])
+        for m in net:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
     return net
 
 
