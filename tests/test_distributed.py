@@ -94,10 +94,17 @@ def _reducer_worker(rank, world, port, out):
         grads.append(torch.cat([p.grad.flatten() for p in [*first.parameters(), *second.parameters()]]))
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
     # a phase in which one layer of the group gets no gradient: it keeps grad None, as in one process
-    reducer.prepare("a")
-    second(first(x).detach()).sum().backward()
-    reducer.finish()
-    assert first.weight.grad is None and first.bias.grad is None and second.weight.grad is not None
+    for _ in range(2):  # its first step learns which parameters it uses (the host waits once), later ones compare
+        reducer.prepare("a", "detached")
+        second(first(x).detach()).sum().backward()
+        flag, mismatch = reducer.finish(torch.tensor(rank == 1))
+        assert first.weight.grad is None and first.bias.grad is None and second.weight.grad is not None
+        assert bool(flag) and not bool(mismatch)  # rank 1's flag, or-ed over the processes
+    # the same phase with other parameters on one process: a mismatch, on every process
+    reducer.prepare("a", "detached")
+    (second(first(x).detach()) if rank == 0 else second(first(x))).sum().backward()
+    flag, mismatch = reducer.finish(torch.tensor(False))
+    assert not bool(flag) and bool(mismatch)
     # a phase of the other group: its gradients are averaged, group a's left alone
     reducer.prepare("b")
     unused(torch.full((1, 2), float(rank))).sum().backward()
