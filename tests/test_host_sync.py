@@ -39,6 +39,10 @@ TRANSLATORS = {  # tiny nets; batches of 2 per process, epochs longer than the r
                   "nets": {"G": {"name": "tiramisu", "n_blocks": 2, "layers": 2, "bottleneck_layers": 2, "growth": 4,
                                  "first_channels": 8, "up_channels": 8}, "D": {"ndf": 4, "n_layers": 1}},
                   "data": {"kind": "paired", "root": "builtin:haze"}},
+    "dehazegan-physics": {"model": {"name": "dehazegan", "gan_w": 0, "l1_w": 1, "vgg_w": 0},  # D neither run nor stepped
+                          "nets": {"G": {"name": "physics_dehazer", "width": 4, "scale": 4, "radius": 4},
+                                   "D": {"name": "pixelgan", "ndf": 4, "norm": "none"}},
+                          "data": {"kind": "paired", "root": "builtin:haze"}},
     # what else reads values: a penalty's draws for the global batch (and lazily, in its own phase), BEGAN's k_t,
     # WGAN's weight clipping, the optimizers without a fused kernel
     "pix2pix-gp-lazy-rmsprop": {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4},

@@ -86,7 +86,7 @@ def global_std(x: torch.Tensor) -> torch.Tensor:
     if _world() == 1:
         return x.std()
     flat = x.double().flatten()
-    stats = torch.stack([flat.new_tensor(float(flat.numel())), flat.sum(), flat.pow(2).sum()])
+    stats = torch.stack([flat.new_full((), flat.numel()), flat.sum(), flat.pow(2).sum()])  # (no host copy)
     dist.all_reduce(stats)
     n, total, squares = stats.unbind()
     return ((squares - total * total / n) / (n - 1)).clamp(min=0).sqrt().to(x.dtype)
