@@ -6,11 +6,14 @@ instead of the waits: over the steps of a run that are neither its first (which 
 the parameters each phase uses, once) nor a log step (which reads the losses), there must be none, for every
 translator, in one process and in two (gloo).  Two kinds of reads are not counted, because they read host memory
 on any device: the data loader's (its batches are built on the CPU) and the processes' agreement on each batch
-(:func:`i2i.engine.distributed.host_gather`, CPU tensors over a CPU process group).
+(:func:`i2i.engine.distributed.host_gather`, CPU tensors over a CPU process group).  Copies from host memory to
+a GPU, which also make the host wait unless made from pinned memory, cannot show on a CPU: a step makes none but
+the pinned, non-blocking ones of the batch and of the gradient reducer's flags.
 """
 import os
 import socket
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -39,7 +42,8 @@ TRANSLATORS = {  # tiny nets; batches of 2 per process, epochs longer than the r
                   "nets": {"G": {"name": "tiramisu", "n_blocks": 2, "layers": 2, "bottleneck_layers": 2, "growth": 4,
                                  "first_channels": 8, "up_channels": 8}, "D": {"ndf": 4, "n_layers": 1}},
                   "data": {"kind": "paired", "root": "builtin:haze"}},
-    "dehazegan-physics": {"model": {"name": "dehazegan", "gan_w": 0, "l1_w": 1, "vgg_w": 0},  # D neither run nor stepped
+    # the physics dehazer, alone (D is neither run nor stepped)
+    "dehazegan-physics": {"model": {"name": "dehazegan", "gan_w": 0, "l1_w": 1, "vgg_w": 0},
                           "nets": {"G": {"name": "physics_dehazer", "width": 4, "scale": 4, "radius": 4},
                                    "D": {"name": "pixelgan", "ndf": 4, "norm": "none"}},
                           "data": {"kind": "paired", "root": "builtin:haze"}},
@@ -89,10 +93,13 @@ def host_side() -> bool:
 
 
 class Reads:
-    """Counts the value reads made while ``trainer`` trains, with the step and whether inside ``train_step``."""
+    """Counts the value reads made while ``trainer`` trains: ``seen`` all of them (the data loader's and the
+    agreement's left out), ``between`` those of steps that are neither the first nor log steps, with where they
+    come from.  A read belongs to step s + 1 when made in ``train_step`` (the trainer's step is s then), to step s
+    when made in what follows it in ``fit``."""
 
     def __init__(self, trainer, monkeypatch):
-        self.trainer, self.in_step, self.seen = trainer, False, []
+        self.trainer, self.in_step, self.seen, self.between = trainer, False, 0, []
         for name in READS:
             monkeypatch.setattr(torch.Tensor, name, self.counting(name, getattr(torch.Tensor, name)))
         step = trainer.train_step
@@ -109,23 +116,15 @@ class Reads:
     def counting(self, name, read):
         def counted(tensor, *args, **kwargs):
             if not host_side():
-                import traceback
-
-                where = "".join(traceback.format_stack(limit=4)[:-1])
-                self.seen.append((self.trainer.step, self.in_step, name, where))
+                self.seen += 1
+                done = self.trainer.step + 1 if self.in_step else self.trainer.step
+                if done > 1 and done % LOG_EVERY and done != STEPS:
+                    where = "".join(traceback.format_stack(limit=4)[:-1])
+                    self.between.append(f"step {done} ({'train_step' if self.in_step else 'fit'}): "
+                                        f"Tensor.{name}\n{where}")
             return read(tensor, *args, **kwargs)
 
         return counted
-
-    def between_log_steps(self):
-        """The reads of steps that are neither the first nor log steps: in ``train_step`` of step s + 1 (the
-        trainer's step is s then) or in what follows it (s + 1)."""
-        out = []
-        for step, in_step, name, where in self.seen:
-            done = step + 1 if in_step else step
-            if done > 1 and done % LOG_EVERY and done != STEPS:
-                out.append(f"step {done} ({'train_step' if in_step else 'fit'}): Tensor.{name}\n{where}")
-        return out
 
 
 def train_counting(name, out_dir, monkeypatch):
@@ -142,7 +141,23 @@ def train_counting(name, out_dir, monkeypatch):
 def test_no_step_between_log_steps_reads_a_value_from_the_device(tmp_path, monkeypatch, name):
     reads = train_counting(name, tmp_path, monkeypatch)
     assert reads.seen  # the counter sees the log steps' reads
-    assert reads.between_log_steps() == []
+    assert reads.between == []
+
+
+def test_the_counter_sees_a_read_in_a_step(tmp_path, monkeypatch):
+    """A loss that asks on the host whether it is finite (as a step could) is seen at every counted step."""
+    from i2i.models.pix2pix import Pix2Pix
+
+    g_loss = Pix2Pix.g_loss
+
+    def asking(self, batch, out):
+        loss, logs = g_loss(self, batch, out)
+        assert bool(torch.isfinite(loss))
+        return loss, logs
+
+    monkeypatch.setattr(Pix2Pix, "g_loss", asking)
+    reads = train_counting("pix2pix", tmp_path, monkeypatch)
+    assert [line.split(":")[0] for line in reads.between] == [f"step {s} (train_step)" for s in (2, 4, 5, 7)]
 
 
 def _free_port() -> int:
@@ -160,7 +175,7 @@ def _worker(rank, world, port, out_dir, out):
     for name in TWO_PROCESSES:
         with pytest.MonkeyPatch.context() as monkeypatch:
             reads = train_counting(name, Path(out_dir) / str(rank), monkeypatch)
-            found[name] = (len(reads.seen), reads.between_log_steps())
+            found[name] = (reads.seen, reads.between)
     out[rank] = found
     dist.destroy_process_group()
 

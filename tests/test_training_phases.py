@@ -135,7 +135,8 @@ def test_fp16_overflow_skips_after_step_and_counts_as_a_bad_step(tmp_path, fp16_
         *loss(phase, b, o)))  # D's gradients overflow fp16 at any loss scale > 1e-7; its loss stays finite
     after = []
     after_step = t.model.after_step
-    monkeypatch.setattr(t.model, "after_step", lambda phase, ok: after.append((phase, bool(ok))) or after_step(phase, ok))
+    monkeypatch.setattr(t.model, "after_step",
+                        lambda phase, ok: after.append((phase, bool(ok))) or after_step(phase, ok))
     d_before = [p.detach().clone() for p in t.model.D.parameters()]
     assert any(float(p.abs().max()) > 0.01 for p in d_before)  # weight clipping would change D
     # the guard is read at log steps: the third bad step in a row (3) stops every update, the log step (4) training

@@ -198,7 +198,8 @@ class BadStepGuard:
                     f"at the phase's first step)")
         if not values[_GRADS]:
             if values[_SCALE]:
-                return f"the gradient of optimizer group {group} (fp16 overflow at loss scale {values[_SCALE]:g}, lowered)"
+                scale = values[_SCALE]
+                return f"the gradient of optimizer group {group} (fp16 overflow at loss scale {scale:g}, lowered)"
             return f"the gradient of optimizer group {group} (its loss is finite)"
         if values[_FROZEN]:
             return f"no update after {self.limit} bad steps in a row (train.max_bad_steps)"

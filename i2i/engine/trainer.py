@@ -154,12 +154,13 @@ class Trainer:
                 graded = any(p.grad is not None for p in params)  # (a phase may leave its whole group without one)
                 if graded:
                     scaler.unscale_(opt)  # fp16: true gradients, checked below like any other
-                bad = guard.phase(phase.name, phase.group, loss, phase_logs, bad_loss, finite_grads(params, self.device),
-                                  mismatch, scaler if graded else None)
+                grads_ok = finite_grads(params, self.device)
+                bad = guard.phase(phase.name, phase.group, loss, phase_logs, bad_loss, grads_ok, mismatch,
+                                  scaler if graded else None)
                 clip = self.cfg.optim[phase.group].grad_clip
-                if clip and graded:
-                    torch.nn.utils.clip_grad_norm_(params, clip)
                 if graded:
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(params, clip)
                     step_unless(opt, bad)  # no update from a non-finite loss or gradient, an fp16 overflow included
                 model.after_step(phase.name, ~bad)
                 if graded:
