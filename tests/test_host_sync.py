@@ -76,7 +76,7 @@ def config(name, out_dir):
     tree = TRANSLATORS[name]
     tree = {**tree, "data": {**SHAPES, **tree.get("data", {})},
             "train": {"out_dir": str(out_dir), "name": name, "max_steps": STEPS, "ema": {"decay": 0.9},
-                      **tree.get("train", {})},
+                      "time_budget_min": 600, **tree.get("train", {})},  # (a budget is watched, never reached)
             "log": {"every": LOG_EVERY, "progress": False, "tensorboard": False}}
     return build_config(tree)
 

@@ -220,7 +220,9 @@ class Trainer:
                     log_step = self.step % cfg.log.every == 0 or finished
                     if deadline != math.inf:  # several processes agree at log steps (a step does not wait)
                         over = time.monotonic() > deadline
-                        finished = finished or (dist.any_rank(over, self.device) if self.dist.enabled else over)
+                        if self.dist.enabled:
+                            over = log_step and dist.any_rank(over, self.device)
+                        finished = finished or over
                         log_step = log_step or finished
                     bad_steps = False
                     if log_step:
