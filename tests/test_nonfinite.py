@@ -127,3 +127,44 @@ def test_non_finite_settings_are_config_errors(tmp_path, capsys, value):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: optim.G.lr: ") and "\n" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_short_streak_between_log_steps_is_told_at_the_next_log_step(tmp_path, monkeypatch, capsys):
+    nan_g_loss(monkeypatch, {2, 3})  # read at log steps 4 and 8 only
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", "log.every=4"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("warning:", "note: step"))]
+    assert err[0].startswith("warning: step 2: non-finite G_gan = nan: step skipped (no update); training stops after")
+    assert err[1:] == ["note: step 4: losses finite again after 2 skipped step(s)"]
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "rmsprop", "sgd"])
+def test_a_cancelled_optimizer_step_changes_nothing(kind):
+    """step_unless with a bad flag leaves weights and optimizer state as they were (state the step would create
+    at its initial zeros, which then step exactly as a fresh optimizer's); with a good flag it is opt.step()."""
+    from i2i.config import OptimConfig
+    from i2i.engine.optim import make_optimizer, step_unless
+
+    cfg = OptimConfig(type=kind, lr=0.1, momentum=0.5 if kind in ("rmsprop", "sgd") else 0.0, weight_decay=0.01)
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(3, 2) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [make_optimizer(list(n.parameters()), cfg, torch.device("cpu")) for n in nets]
+    x = torch.randn(4, 3)
+
+    def step(i, bad):
+        opts[i].zero_grad(set_to_none=True)
+        nets[i](x).pow(2).sum().backward()
+        step_unless(opts[i], torch.tensor(bad))
+
+    before = [p.clone() for p in nets[0].parameters()]
+    step(0, True)  # the first step, cancelled
+    assert all(torch.equal(a, b) for a, b in zip(before, nets[0].parameters()))
+    assert all(not t.any() for state in opts[0].state.values() for t in state.values() if torch.is_tensor(t))
+    for bad in (False, True, False):  # then both train alike, one with a cancelled step between
+        step(0, bad)
+        if not bad:
+            step(1, False)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(opts[0].state.values(), opts[1].state.values()):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
