@@ -296,6 +296,37 @@ def test_a_data_failure_on_one_rank_stops_every_rank_with_a_checkpoint(tmp_path,
     assert end0 - failed < 10 and end1 - failed < 10  # within seconds, not a collective's timeout
 
 
+def _signal_worker(rank, world, port, run_dir, out):
+    from i2i.engine.guard import StopTraining
+    from i2i.engine.trainer import Trainer
+
+    _join(rank, world, port, timeout_s=60)
+    tree = {**PLAIN, "train": {"max_steps": 8, "checkpoint_every": 100}}
+    cfg = build_config({**tree, "data": TINY_DATA, "train": {"out_dir": str(Path(run_dir) / "run"), **tree["train"]},
+                        "log": {"every": 3, "progress": False, "tensorboard": False}})
+    trainer = Trainer(cfg, Path(run_dir) / "run")
+    if rank == 1:  # SIGTERM arrives at this process alone, during step 2
+        step = trainer.train_step
+        trainer.train_step = lambda batch: (setattr(trainer.signals, "requested", signal.SIGTERM)
+                                            if trainer.step == 1 else None) or step(batch)
+    try:
+        trainer.fit()
+        out[rank] = ("finished", trainer.step, None)
+    except StopTraining as exc:
+        out[rank] = (str(exc), trainer.step, exc.exit_code)
+    dist.destroy_process_group()
+
+
+def test_a_signal_on_one_process_stops_every_process_at_the_next_log_step(tmp_path, monkeypatch):
+    out = _spawn_two(_signal_worker, tmp_path, monkeypatch)
+    (line0, step0, code0), (line1, step1, code1) = out[0], out[1]
+    assert step0 == step1 == 3 and code0 == code1 == 128 + signal.SIGTERM  # agreed at log step 3, not at step 2
+    ckpt = tmp_path / "run" / "checkpoints" / "step_0000003.pt"
+    assert line0 == f"interrupted by SIGTERM at step 3; checkpoint {ckpt}; continue with: i2i-train --resume " \
+                    f"{tmp_path / 'run'}"
+    assert line1 == "interrupted by SIGTERM at step 3" and ckpt.is_file()
+
+
 # --------------------------------------------------------------------------- evaluation
 EVAL = {"every": 1, "root": "builtin:shapes", "max_items": 5, "metrics": ["psnr", "ssim"]}
 

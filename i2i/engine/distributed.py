@@ -115,13 +115,18 @@ def host_gather(values: list[int], info: DistInfo) -> list[list[int]]:
     return torch.stack(out).tolist()
 
 
+def max_rank(value: int, device: torch.device) -> int:
+    """The largest of the processes' ``value`` (an integer), on every process (reads the device)."""
+    if not dist.is_initialized():
+        return value
+    t = torch.tensor([int(value)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every process if ``flag`` is true on any (so that all stop together)."""
-    if not dist.is_initialized():
-        return flag
-    t = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return bool(max_rank(int(flag), device))
 
 
 def barrier() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import signal
 import sys
 import time
 import warnings
@@ -277,10 +278,12 @@ class Trainer:
     def _signalled(self, log_step: bool) -> bool:
         """A signal was received (with several processes: by any, asked at log steps only, so that a step does
         not wait for the device)."""
-        flag = self.signals.requested is not None
-        if not self.dist.enabled:
-            return flag
-        return log_step and dist.any_rank(flag, self.device)
+        number = int(self.signals.requested or 0)
+        if self.dist.enabled:  # the signal of the process that got one, on every process
+            number = dist.max_rank(number, self.device) if log_step else 0
+            if number and self.signals.requested is None:
+                self.signals.requested = signal.Signals(number)
+        return bool(number)
 
     def _batches(self):
         """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
