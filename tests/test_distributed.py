@@ -94,10 +94,17 @@ def _reducer_worker(rank, world, port, out):
         grads.append(torch.cat([p.grad.flatten() for p in [*first.parameters(), *second.parameters()]]))
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
     # a phase in which one layer of the group gets no gradient: it keeps grad None, as in one process
-    reducer.prepare("a")
-    second(first(x).detach()).sum().backward()
-    reducer.finish()
-    assert first.weight.grad is None and first.bias.grad is None and second.weight.grad is not None
+    for _ in range(2):  # its first step learns which parameters it uses (the host waits once), later ones compare
+        reducer.prepare("a", "detached")
+        second(first(x).detach()).sum().backward()
+        flag, mismatch = reducer.finish(torch.tensor(rank == 1))
+        assert first.weight.grad is None and first.bias.grad is None and second.weight.grad is not None
+        assert bool(flag) and not bool(mismatch)  # rank 1's flag, or-ed over the processes
+    # the same phase with other parameters on one process: a mismatch, on every process
+    reducer.prepare("a", "detached")
+    (second(first(x).detach()) if rank == 0 else second(first(x))).sum().backward()
+    flag, mismatch = reducer.finish(torch.tensor(False))
+    assert not bool(flag) and bool(mismatch)
     # a phase of the other group: its gradients are averaged, group a's left alone
     reducer.prepare("b")
     unused(torch.full((1, 2), float(rank))).sum().backward()
@@ -287,6 +294,37 @@ def test_a_data_failure_on_one_rank_stops_every_rank_with_a_checkpoint(tmp_path,
     assert "\n" not in line0 and "\n" not in line1 and "checkpoint" not in line1  # rank 0 writes the checkpoint
     assert torch.load(ckpt, weights_only=True)["step"] == 3
     assert end0 - failed < 10 and end1 - failed < 10  # within seconds, not a collective's timeout
+
+
+def _signal_worker(rank, world, port, run_dir, out):
+    from i2i.engine.guard import StopTraining
+    from i2i.engine.trainer import Trainer
+
+    _join(rank, world, port, timeout_s=60)
+    tree = {**PLAIN, "train": {"max_steps": 8, "checkpoint_every": 100}}
+    cfg = build_config({**tree, "data": TINY_DATA, "train": {"out_dir": str(Path(run_dir) / "run"), **tree["train"]},
+                        "log": {"every": 3, "progress": False, "tensorboard": False}})
+    trainer = Trainer(cfg, Path(run_dir) / "run")
+    if rank == 1:  # SIGTERM arrives at this process alone, during step 2
+        step = trainer.train_step
+        trainer.train_step = lambda batch: (setattr(trainer.signals, "requested", signal.SIGTERM)
+                                            if trainer.step == 1 else None) or step(batch)
+    try:
+        trainer.fit()
+        out[rank] = ("finished", trainer.step, None)
+    except StopTraining as exc:
+        out[rank] = (str(exc), trainer.step, exc.exit_code)
+    dist.destroy_process_group()
+
+
+def test_a_signal_on_one_process_stops_every_process_at_the_next_log_step(tmp_path, monkeypatch):
+    out = _spawn_two(_signal_worker, tmp_path, monkeypatch)
+    (line0, step0, code0), (line1, step1, code1) = out[0], out[1]
+    assert step0 == step1 == 3 and code0 == code1 == 128 + signal.SIGTERM  # agreed at log step 3, not at step 2
+    ckpt = tmp_path / "run" / "checkpoints" / "step_0000003.pt"
+    assert line0 == f"interrupted by SIGTERM at step 3; checkpoint {ckpt}; continue with: i2i-train --resume " \
+                    f"{tmp_path / 'run'}"
+    assert line1 == "interrupted by SIGTERM at step 3" and ckpt.is_file()
 
 
 # --------------------------------------------------------------------------- evaluation

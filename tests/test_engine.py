@@ -123,8 +123,10 @@ def test_the_distributed_backend_follows_the_training_device_not_the_host(monkey
     info = distributed.init_distributed(torch.device("cpu"))  # train.device: cpu on that host
     assert calls == [("init", "gloo")] and (info.rank, info.world_size, info.local_rank) == (1, 2, 1)
     calls.clear()
-    distributed.init_distributed(torch.device("cuda"))
-    assert calls == [("set_device", 1), ("init", "nccl")]
+    monkeypatch.setattr(tdist, "new_group", lambda backend: calls.append(("new_group", backend)) or "host group")
+    info = distributed.init_distributed(torch.device("cuda"))
+    # with NCCL, a gloo group for the agreement on each batch through host memory (distributed.host_gather)
+    assert calls == [("set_device", 1), ("init", "nccl"), ("new_group", "gloo")] and info.host_group == "host group"
 
 
 def test_checkpoints_hold_the_rng_state_of_their_own_gpu_only(monkeypatch):

@@ -51,16 +51,18 @@ def test_a_bad_phase_makes_no_update(tmp_path, monkeypatch):
     nan_g_loss(monkeypatch, {1})
     g_before = {k: v.clone() for k, v in trainer.model.G.state_dict().items()}
     d_before = [p.clone() for p in trainer.model.D.parameters()]
-    g_adam_before = len(trainer.optimizers["G"].state)
+    assert len(trainer.optimizers["G"].state) == 0
     trainer.train_step(batch)
     assert trainer.bad_losses == ["G_gan = nan"]
     for k, v in trainer.model.G.state_dict().items():  # weights and batch-norm statistics as they were
         torch.testing.assert_close(v, g_before[k], msg=k)
-    assert len(trainer.optimizers["G"].state) == g_adam_before == 0  # Adam took no step
+    # Adam took no step (the fused kernel skipped it on the device: its state is there, at its initial zeros)
+    g_state = trainer.optimizers["G"].state.values()
+    assert all(not t.any() for state in g_state for t in state.values())
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(d_before, trainer.model.D.parameters()))  # D's phase was fine
     trainer.train_step(batch)
-    assert trainer.bad_losses == [] and len(trainer.optimizers["G"].state) > 0
+    assert trainer.bad_losses == [] and all(float(state["step"]) == 1 for state in g_state)
 
 
 def test_a_short_streak_is_skipped_with_one_warning(tmp_path, monkeypatch, capsys):
@@ -144,3 +146,44 @@ def test_a_run_whose_every_step_was_skipped_says_no_update_was_made(tmp_path, mo
     monkeypatch.setattr(Pix2Pix, "loss", original)
     nan_g_loss(monkeypatch, set(range(1, 100)))
     assert train_main(["--config", str(cfg), "--set", "train.max_steps=3", "train.max_bad_steps=10"]) == 0
+
+
+def test_a_short_streak_between_log_steps_is_told_at_the_next_log_step(tmp_path, monkeypatch, capsys):
+    nan_g_loss(monkeypatch, {2, 3})  # read at log steps 4 and 8 only
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", "log.every=4"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(("warning:", "note: step"))]
+    assert err[0].startswith("warning: step 2: non-finite G_gan = nan: step skipped (no update); training stops after")
+    assert err[1:] == ["note: step 4: losses finite again after 2 skipped step(s)"]
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "rmsprop", "sgd"])
+def test_a_cancelled_optimizer_step_changes_nothing(kind):
+    """step_unless with a bad flag leaves weights and optimizer state as they were (state the step would create
+    at its initial zeros, which then step exactly as a fresh optimizer's); with a good flag it is opt.step()."""
+    from i2i.config import OptimConfig
+    from i2i.engine.optim import make_optimizer, step_unless
+
+    cfg = OptimConfig(type=kind, lr=0.1, momentum=0.5 if kind in ("rmsprop", "sgd") else 0.0, weight_decay=0.01)
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(3, 2) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [make_optimizer(list(n.parameters()), cfg, torch.device("cpu")) for n in nets]
+    x = torch.randn(4, 3)
+
+    def step(i, bad):
+        opts[i].zero_grad(set_to_none=True)
+        nets[i](x).pow(2).sum().backward()
+        step_unless(opts[i], torch.tensor(bad))
+
+    before = [p.clone() for p in nets[0].parameters()]
+    step(0, True)  # the first step, cancelled
+    assert all(torch.equal(a, b) for a, b in zip(before, nets[0].parameters()))
+    assert all(not t.any() for state in opts[0].state.values() for t in state.values() if torch.is_tensor(t))
+    for bad in (False, True, False):  # then both train alike, one with a cancelled step between
+        step(0, bad)
+        if not bad:
+            step(1, False)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(opts[0].state.values(), opts[1].state.values()):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

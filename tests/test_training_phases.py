@@ -13,9 +13,9 @@ CYCLEGAN = {"model": {"name": "cyclegan", "pool_size": 50},
             "nets": {"G": {"name": "resnet", "n_blocks": 1, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}}}
 
 
-def trainer(tmp_path, tree, **train):
+def trainer(tmp_path, tree, log_every=50, **train):
     tree = {**tree, "data": DATA, "train": {"out_dir": str(tmp_path), "max_steps": 10, **train},
-            "log": {"progress": False, "tensorboard": False}}
+            "log": {"every": log_every, "progress": False, "tensorboard": False}}
     return Trainer(build_config(tree), tmp_path / "run")
 
 
@@ -128,22 +128,28 @@ def test_fp16_overflow_skips_after_step_and_counts_as_a_bad_step(tmp_path, fp16_
     from i2i.engine.guard import StopTraining
 
     t = trainer(tmp_path, {**PIX2PIX, "losses": {"gan": {"name": "wgan", "clip": 0.01, "n_critic": 1}}},
-                amp="fp16", max_bad_steps=3)
+                log_every=4, amp="fp16", max_bad_steps=3)
     t.scalers.load_state_dict({"G": {**torch.amp.GradScaler("cpu").state_dict(), "scale": 256.0}})  # G: no overflow
     loss = t.model.loss
     monkeypatch.setattr(t.model, "loss", lambda phase, b, o: (lambda l, g: (l * 1e12 if phase == "D" else l, g))(
         *loss(phase, b, o)))  # D's gradients overflow fp16 at any loss scale > 1e-7; its loss stays finite
     after = []
     after_step = t.model.after_step
-    monkeypatch.setattr(t.model, "after_step", lambda phase: after.append(phase) or after_step(phase))
+    monkeypatch.setattr(t.model, "after_step",
+                        lambda phase, ok: after.append((phase, bool(ok))) or after_step(phase, ok))
     d_before = [p.detach().clone() for p in t.model.D.parameters()]
     assert any(float(p.abs().max()) > 0.01 for p in d_before)  # weight clipping would change D
-    with pytest.raises(StopTraining, match=r"non-finite the gradient of optimizer group D \(fp16 overflow at loss "
-                                           r"scale 65536, lowered\) for 3 steps in a row"):
+    # the guard is read at log steps: the third bad step in a row (3) stops every update, the log step (4) training
+    (tmp_path / "run").mkdir()
+    with pytest.raises(StopTraining, match=r"training stopped at step 4: non-finite the gradient of optimizer group D "
+                                           r"\(fp16 overflow at loss scale 65536, lowered\) for 3 steps in a row up to "
+                                           r"step 3, and no update since \(train.max_bad_steps\)"):
         t.fit()
-    assert t.step == 3 and after == ["G"] * 3  # no clipping after a step the scaler skipped
+    # no clipping after a step the scaler skipped (after_step is told, on the device, and leaves D alone); after the
+    # third bad step, no update of G either
+    assert t.step == 4 and after == [("D", False), ("G", True)] * 3 + [("D", False), ("G", False)]
     assert all(torch.equal(a, b) for a, b in zip(d_before, t.model.D.parameters()))
-    assert t.scalers["D"].get_scale() == 65536 / 8 and t.scalers["G"].get_scale() == 256  # halved 3 times: D's alone
+    assert t.scalers["D"].get_scale() == 65536 / 16 and t.scalers["G"].get_scale() == 256  # halved 4 times: D's alone
 
 
 def test_resume_with_fp16_from_a_checkpoint_written_without_it(tmp_path, fp16_on_cpu):

@@ -94,8 +94,8 @@ def gray(img: torch.Tensor) -> torch.Tensor:
     """``B x 1 x H x W`` luma (BT.601 weights) of RGB, the image itself if it has one channel."""
     if img.shape[1] == 1:
         return img
-    w = torch.tensor(_LUMA, dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
-    return (img * w).sum(dim=1, keepdim=True)
+    r, g, b = _LUMA  # (Python numbers: no weight tensor copied to the device, which the host would wait for)
+    return img[:, 0:1] * r + img[:, 1:2] * g + img[:, 2:3] * b
 
 
 @dataclass

@@ -7,6 +7,10 @@ optimizer step; buffers (batch-norm running statistics) are broadcast from rank 
 before each step, as DDP does, in one message per dtype.  ``train.sync_bn``
 makes batch norms use the statistics of the whole global batch
 (:mod:`i2i.nn.sync_bn`).
+
+Nothing here makes the host wait for the device between log steps: collectives on
+device tensors are only enqueued, and the processes' agreement on each batch
+(:func:`host_gather`) goes through host memory, over a CPU (gloo) process group.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    host_group: object = None  #: a process group for CPU tensors (None: the default one, when it is gloo)
 
     @property
     def enabled(self) -> bool:
@@ -50,6 +55,10 @@ def init_distributed(device: torch.device) -> DistInfo:
         if backend == "nccl":
             torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend)
+    else:
+        backend = dist.get_backend()
+    if backend != "gloo":  # host_gather's CPU tensors need a gloo group (every process makes this call)
+        info.host_group = dist.new_group(backend="gloo")
     return info
 
 
@@ -95,13 +104,29 @@ def all_gather_object(obj):
     return out
 
 
+def host_gather(values: list[int], info: DistInfo) -> list[list[int]]:
+    """Every process's ``values`` (small integers, as many on each), in rank order: CPU tensors over a CPU
+    process group, so that the host never waits for the device."""
+    if not info.enabled:
+        return [list(values)]
+    mine = torch.tensor(values, dtype=torch.int64)
+    out = [torch.empty_like(mine) for _ in range(info.world_size)]
+    dist.all_gather(out, mine, group=info.host_group)
+    return torch.stack(out).tolist()
+
+
+def max_rank(value: int, device: torch.device) -> int:
+    """The largest of the processes' ``value`` (an integer), on every process (reads the device)."""
+    if not dist.is_initialized():
+        return value
+    t = torch.tensor([int(value)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every process if ``flag`` is true on any (so that all stop together)."""
-    if not dist.is_initialized():
-        return flag
-    t = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return bool(max_rank(int(flag), device))
 
 
 def barrier() -> None:

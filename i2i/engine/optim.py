@@ -1,4 +1,13 @@
-"""Optimizers by group: parameters of a group's modules (each once), algorithm, schedule, clipping."""
+"""Optimizers by group: parameters of a group's modules (each once), algorithm, schedule; a step the device
+can cancel.
+
+:func:`step_unless` takes an optimizer step unless a flag on the device says the step is bad, without reading
+the flag on the host (which would make the host wait for the device).  Adam and AdamW run their fused kernel,
+which skips the update itself when given ``found_inf`` (as under fp16 loss scaling).  The others (RMSprop,
+SGD) step, then put back where the flag is set the parameters and optimizer state as they were; state the
+step created is put back to zeros, its initial value (SGD's momentum buffer starts from the first gradient,
+which equals a zero buffer's first update without dampening, the only kind the config offers).
+"""
 from __future__ import annotations
 
 import torch
@@ -38,9 +47,44 @@ def make_optimizer(params: list[nn.Parameter], cfg: OptimConfig, device: torch.d
     if cfg.type in ("adam", "adamw"):
         cls = torch.optim.Adam if cfg.type == "adam" else torch.optim.AdamW
         return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, fused=fused)
-    if cfg.type == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, eps=cfg.eps, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.type == "rmsprop":  # capturable: its step counts live on the GPU, where step_unless can put them back
+        return torch.optim.RMSprop(params, lr=cfg.lr, eps=cfg.eps, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                   capturable=device.type == "cuda")
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _fused(opt: torch.optim.Optimizer) -> bool:
+    """Whether ``opt`` skips its own update given ``found_inf`` (fused Adam and AdamW; fused SGD does not set
+    up its momentum buffers right when its first step is skipped, and i2i does not use it)."""
+    return isinstance(opt, torch.optim.Adam | torch.optim.AdamW) and all(g.get("fused") for g in opt.param_groups)
+
+
+@torch.no_grad()
+def step_unless(opt: torch.optim.Optimizer, bad: torch.Tensor) -> None:
+    """``opt.step()`` where the 0-dim bool ``bad`` (on the device) is false, no change where it is true; the
+    gradients are the true (unscaled) ones.  Never reads ``bad`` on the host."""
+    if _fused(opt):
+        opt.found_inf = bad.float()
+        try:
+            opt.step()
+        finally:
+            del opt.found_inf
+        return
+    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    before = {p: {k: v.clone() for k, v in opt.state.get(p, {}).items() if torch.is_tensor(v)} for p in params}
+    weights = [p.detach().clone() for p in params]
+    opt.step()
+    for p, old in zip(params, weights):
+        p.copy_(torch.where(_on(bad, p), old, p))
+        for k, t in opt.state[p].items():
+            if torch.is_tensor(t):  # state the step created goes back to its initial zeros
+                t.copy_(torch.where(_on(bad, t), before[p].get(k, torch.zeros_like(t)), t))
+
+
+def _on(flag: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``flag`` where ``t`` is (a copy to another device reads it: only for state kept off the parameters' device,
+    e.g. step counts on the CPU of optimizers that are not capturable on other accelerators)."""
+    return flag if flag.device == t.device else flag.to(t.device)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, train: TrainConfig,

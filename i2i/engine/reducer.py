@@ -21,6 +21,14 @@ parameter and is reduced once.
 After the first phase of a group the buckets are rebuilt in the order in which
 the gradients arrived on rank 0 (that order is broadcast, so all processes agree),
 so that buckets fill, and go out, as early as backward allows.
+
+The parameters that get a gradient in a phase are learned at the phase's first
+step (the host waits for the processes' answer once); later steps all-reduce
+which parameters were used along with the gradients, without waiting, and
+compare on the device: a phase in which the processes used other parameters
+reports a mismatch (the trainer then skips its update on every process).  With
+that all-reduce goes a flag of the caller's (the trainer's "this phase's loss is
+not finite"), or-ed over the processes at no extra message.
 """
 from __future__ import annotations
 
@@ -91,8 +99,8 @@ class _Group:
 class GradReducer:
     """Averages the gradients of the phase's optimizer group over all processes.
 
-    ``prepare(group)`` before the phase's backward (it replaces ``zero_grad``),
-    ``finish()`` after it, before the optimizer step.
+    ``prepare(group, phase)`` before the phase's backward (it replaces ``zero_grad``),
+    ``finish(flag)`` after it, before the optimizer step.
     """
 
     def __init__(self, groups: dict[str, list[nn.Parameter]], bucket_mb: float = 25.0, process_group=None) -> None:
@@ -101,6 +109,8 @@ class GradReducer:
         bucket_bytes = max(1, int(bucket_mb * 2**20))
         self.groups = {name: _Group(params, bucket_bytes) for name, params in groups.items() if params}
         self.active: _Group | None = None
+        self.phase = ""
+        self.usage: dict[str, tuple[list[bool], torch.Tensor]] = {}  # the parameters a phase uses
         self.hooks = [p.register_post_accumulate_grad_hook(self._hook(g, i))
                       for g in self.groups.values() for i, p in enumerate(g.params)]
 
@@ -132,31 +142,46 @@ class GradReducer:
             group.works.append(dist.all_reduce(bucket.flat, group=self.pg, async_op=True))
             group.sent += 1
 
-    def prepare(self, name: str) -> None:
-        """Zero the buckets of group ``name`` and make them the ``.grad`` of its parameters."""
+    def prepare(self, name: str, phase: str = "") -> None:
+        """Zero the buckets of group ``name`` and make them the ``.grad`` of its parameters (for ``phase``)."""
         group = self.groups.get(name)
         if group is not None:
             group.start()
-        self.active = group
+        self.active, self.phase = group, f"{name}/{phase}"
 
-    def finish(self) -> None:
-        """Average the gradients of the prepared group over all processes (in place)."""
+    def finish(self, flag: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Average the gradients of the prepared group over all processes (in place).  Returns, as 0-dim bools
+        on the device, whether ``flag`` (0-dim, on the device) is true on any process, and whether the processes
+        gave gradients to other parameters than at the phase's first step (None without a group)."""
         group, self.active = self.active, None
         if group is None:
-            return
+            if flag is None:
+                return None, None
+            total = flag.reshape(1).to(torch.int32)
+            dist.all_reduce(total, group=self.pg)
+            return total[0] > 0, None
         device = group.params[0].device
         self._send(group, full_only=False)
-        used = torch.tensor(group.used, dtype=torch.int32, device=device)
-        group.works.append(dist.all_reduce(used, group=self.pg, async_op=True))
+        used = _to_device(group.used + [False], device)
+        if flag is not None:
+            used[-1] = flag
+        known = self.usage.get(self.phase)
+        group.works.append(dist.all_reduce(used, group=self.pg, async_op=known is not None))
         for work in group.works:
-            work.wait()
+            if work is not None:
+                work.wait()
         for bucket in group.buckets:
             bucket.flat.div_(self.world)
-        for p, n in zip(group.params, used.tolist()):
+        if known is None:  # the phase's first step: learn which parameters it uses
+            mask = [bool(n) for n in used[:-1].tolist()]
+            known = self.usage[self.phase] = mask, torch.tensor(mask, device=device)
+        mismatch = ((used[:-1] > 0) != known[1]).any()
+        for p, n in zip(group.params, known[0]):
             if not n:  # no process used it: no gradient, so the optimizer leaves it alone
                 p.grad = None
         if not group.ordered:
             self._reorder(group, device)
+        return used[-1] > 0, mismatch
 
     def _reorder(self, group: _Group, device: torch.device) -> None:
         """Rebuild the buckets in rank 0's arrival order (taking effect at the group's next phase)."""
@@ -176,3 +201,11 @@ class GradReducer:
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
+
+
+def _to_device(values: list[bool], device: torch.device) -> torch.Tensor:
+    """``values`` as int32 on ``device``, copied without the host waiting (from pinned memory to a GPU)."""
+    t = torch.tensor(values, dtype=torch.int32)
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

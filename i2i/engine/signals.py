@@ -1,8 +1,9 @@
 """Clean stops: SIGINT and SIGTERM during training end the current step, then stop.
 
 :class:`StopSignals` installs handlers (main thread only) that only set a flag; the
-trainer looks at it after each step, writes a checkpoint and stops with exit code
-128 + the signal's number (130 for SIGINT, 143 for SIGTERM).  A second signal of
+trainer looks at it after each step (with several processes, which must agree, at the
+next log step), writes a checkpoint and stops with exit code 128 + the signal's number
+(130 for SIGINT, 143 for SIGTERM).  A second signal of
 either kind stops at once, as if no handler were installed.
 """
 from __future__ import annotations
@@ -18,9 +19,9 @@ SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "SI
 class StopSignals:
     """Context manager: ``requested`` is the signal received (None until one is)."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, until: str = "this step") -> None:
         self.requested: signal.Signals | None = None
-        self.quiet = quiet
+        self.quiet, self.until = quiet, until
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -48,7 +49,7 @@ class StopSignals:
             return
         self.requested = signal.Signals(signum)
         if not self.quiet:
-            print(f"\n{self.requested.name}: finishing this step, then writing a checkpoint "
+            print(f"\n{self.requested.name}: finishing {self.until}, then writing a checkpoint "
                   "(send it again to stop at once)", file=sys.stderr)
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import signal
 import sys
 import time
 import warnings
@@ -34,9 +35,10 @@ from .checkpoint import (checkpoint_dir, list_checkpoints, load_weights, prune_c
                          save_checkpoint)
 from .divergence import DivergenceGuard
 from .ema import EMA
-from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_state, non_finite
+from ..losses import global_batch
+from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_grads, finite_state, not_finite
 from .logger import RunLogger
-from .optim import group_parameters, make_optimizer, make_scheduler
+from .optim import group_parameters, make_optimizer, make_scheduler, step_unless
 from .reducer import GradReducer
 from .resume import cut_metrics
 from .runtime import (LossScalers, autocast, check_amp, resolve_amp, rng_state, seed_everything, select_device,
@@ -47,6 +49,10 @@ from .signals import StopSignals
 
 def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
     return speed.to_device(batch, device, channels_last)
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    return next((len(v) for v in batch.values() if torch.is_tensor(v)), 0)
 
 
 def _set_requires_grad(params, flag: bool) -> None:
@@ -98,11 +104,12 @@ class Trainer:
         self.ema = EMA(self.model, modules[group], ema_cfg.decay, ema_cfg.start) if ema_cfg.decay and group else None
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best: float | None = None
-        self.guard = BadStepGuard(cfg.train.max_bad_steps, quiet=not self.dist.is_main)
+        self.guard = BadStepGuard(cfg.train.max_bad_steps, self.device, quiet=not self.dist.is_main)
         self.divergence = DivergenceGuard(cfg.train.divergence)
-        self.signals = StopSignals(quiet=not self.dist.is_main)
-        self.bad_losses: list[str] = []
-        self.updates = 0  #: optimizer steps made by this process (a run of skipped steps makes none)
+        self.signals = StopSignals(quiet=not self.dist.is_main,
+                                   until="the steps up to the next log step" if self.dist.enabled else "this step")
+        self.shares: list[int] | None = None  # every process's size of the current batch (several processes)
+        self.updates: int | torch.Tensor = 0  #: optimizer steps made by this process (on the device once counting)
         self._saved_step = -1
         if resume is not None:
             self._load_state(resume)
@@ -116,57 +123,63 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        model, amp = self.model, self.amp
+        """One iteration; the host never waits for the device in it (after the first: see the reducer).  A phase
+        whose loss or gradients are not finite makes no update, decided on the device (:mod:`i2i.engine.guard`)."""
+        model, amp, guard = self.model, self.amp, self.guard
         model.train()
         if self.dist.enabled:
             dist.broadcast_module(model, buffers_only=True)
         batch = _to_device(batch, self.device, self.cfg.train.channels_last)
         model.start_step(step_generator(self.cfg.train.seed, self.step, self.device))  # the same on every process
         buffers = BufferSnapshot(model)
+        guard.start_step()
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
-        with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):
-            out = model.generate(batch)
-        logs: dict[str, torch.Tensor] = {}
-        self.bad_losses = []
-        for phase in due:
-            frozen = [p for g in phase.frozen for p in self.params[g]]
-            _set_requires_grad(frozen, False)
-            with autocast(self.device, amp):
-                loss, phase_logs = model.loss(phase.name, batch, out)
-            opt, params = self.optimizers[phase.group], self.params[phase.group]
-            scaler = self.scalers[phase.name]
-            if self.reducer is not None:
-                self.reducer.prepare(phase.group)  # zeroed gradient buckets (in place of zero_grad)
-            else:
-                opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if self.reducer is not None:
-                self.reducer.finish()
-            graded = any(p.grad is not None for p in params)  # (a phase may leave its whole group without one)
-            if graded:
-                scaler.unscale_(opt)  # fp16: true gradients, checked below like any other
-            bad = non_finite(phase, loss, phase_logs, params, self.device, scaler if graded else None)
-            if bad is None:
-                clip = self.cfg.optim[phase.group].grad_clip
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(params, clip)
+        with global_batch.shares(self.shares):  # every process's batch size: random draws for the global batch
+            with torch.set_grad_enabled(any(p.grad_through_outputs for p in due)), autocast(self.device, amp):
+                out = model.generate(batch)
+            logs: dict[str, torch.Tensor] = {}
+            for phase in due:
+                frozen = [p for g in phase.frozen for p in self.params[g]]
+                _set_requires_grad(frozen, False)
+                with autocast(self.device, amp):
+                    loss, phase_logs = model.loss(phase.name, batch, out)
+                opt, params = self.optimizers[phase.group], self.params[phase.group]
+                scaler = self.scalers[phase.name]
+                bad_loss, mismatch = not_finite(loss, self.device), None
+                if self.reducer is not None:
+                    self.reducer.prepare(phase.group, phase.name)  # zeroed gradient buckets (in place of zero_grad)
+                else:
+                    opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if self.reducer is not None:
+                    bad_loss, mismatch = self.reducer.finish(bad_loss)  # on any process (with the gradients)
+                graded = any(p.grad is not None for p in params)  # (a phase may leave its whole group without one)
                 if graded:
-                    scaler.step(opt)
-                model.after_step(phase.name)
-                self.updates += 1
-            else:  # no update from a non-finite loss or gradient (see i2i.engine.guard), an fp16 overflow included
-                opt.zero_grad(set_to_none=True)
-                self.bad_losses.append(bad)
-            if graded:
-                scaler.update()  # once per iteration for this phase's scaler (i2i.engine.runtime.LossScalers)
-            _set_requires_grad(frozen, True)
-            logs.update(phase_logs)
-        if self.bad_losses:
-            buffers.restore()
+                    scaler.unscale_(opt)  # fp16: true gradients, checked below like any other
+                grads_ok = finite_grads(params, self.device)
+                bad = guard.phase(phase.name, phase.group, loss, phase_logs, bad_loss, grads_ok, mismatch,
+                                  scaler if graded else None)
+                clip = self.cfg.optim[phase.group].grad_clip
+                if graded:
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(params, clip)
+                    step_unless(opt, bad)  # no update from a non-finite loss or gradient, an fp16 overflow included
+                    self.updates = self.updates + (~bad).long()  # on the device; read when the run ends
+                model.after_step(phase.name, ~bad)
+                if graded:
+                    scaler.update()  # once per iteration for this phase's scaler (i2i.engine.runtime.LossScalers)
+                _set_requires_grad(frozen, True)
+                logs.update(phase_logs)
+        buffers.restore(guard.end_step(self.step + 1))  # the batch-norm statistics of a bad step are put back
         self._step_schedulers("iter")
         if self.ema is not None:
             self.ema.update(self.step + 1)
         return logs, out
+
+    @property
+    def bad_losses(self) -> list[str]:
+        """What went non-finite in the last step's phases (reads the device: for tests and messages)."""
+        return self.guard.last_reasons()
 
     # ------------------------------------------------------------------ the loop
     @property
@@ -207,9 +220,16 @@ class Trainer:
                     count += 1
                     bar.update(1)
                     finished = self.step >= total
-                    if deadline != math.inf:
-                        finished = finished or dist.any_rank(time.monotonic() > deadline, self.device)
-                    if self.step % cfg.log.every == 0 or finished:
+                    log_step = self.step % cfg.log.every == 0 or finished
+                    if deadline != math.inf:  # several processes agree at log steps (a step does not wait)
+                        over = time.monotonic() > deadline
+                        if self.dist.enabled:
+                            over = log_step and dist.any_rank(over, self.device)
+                        finished = finished or over
+                        log_step = log_step or finished
+                    bad_steps = False
+                    if log_step:
+                        bad_steps = self.guard.read()  # warns of bad steps since the last log step
                         means = {k: float(v) / counts[k] for k, v in sums.items()}
                         means.update(self.model.loss_logs())
                         means.update({f"lr_{g}": o.param_groups[0]["lr"] for g, o in self.optimizers.items()})
@@ -221,7 +241,7 @@ class Trainer:
                         diverged = self.divergence.observe(self.step, means)
                         if self.dist.enabled and self.divergence.enabled:
                             diverged = dist.any_rank(diverged, self.device)
-                        if diverged:
+                        if diverged and not bad_steps:
                             del out
                             self._roll_back()  # back to an earlier step: the epoch's batches start again
                             break
@@ -238,13 +258,13 @@ class Trainer:
                     if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
                         last = self.save() or last
                     del out  # not alive during the next step (it would keep this step's tensors)
-                    if self.guard.update(self.step, self.bad_losses):
+                    if bad_steps:
                         raise self._stop_on_bad_steps()
                     if eval_error is not None:
                         path = self.save()
                         raise StopTraining(f"training stopped at step {self.step}: evaluation: {one_line(eval_error)}"
                                            + (f"; checkpoint {path} (fix the data, then --resume)" if path else ""))
-                    if not finished and self._signalled():  # (a run that just finished has finished)
+                    if not finished and self._signalled(log_step):  # (a run that just finished has finished)
                         raise self._stop_on_signal()
                     if finished or epoch_done:
                         break
@@ -261,14 +281,23 @@ class Trainer:
                                + (f", checkpoint {last}" if last else ""))
         return last
 
-    def _signalled(self) -> bool:
-        flag = self.signals.requested is not None
-        return dist.any_rank(flag, self.device) if self.dist.enabled else flag
+    def _signalled(self, log_step: bool) -> bool:
+        """A signal was received (with several processes: by any, asked at log steps only, so that a step does
+        not wait for the device)."""
+        number = int(self.signals.requested or 0)
+        if self.dist.enabled:  # the signal of the process that got one, on every process
+            number = dist.max_rank(number, self.device) if log_step else 0
+            if number and self.signals.requested is None:
+                self.signals.requested = signal.Signals(number)
+        return bool(number)
 
     def _batches(self):
         """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
         training with a checkpoint of the last completed step.  With several processes they agree on
-        each batch, so that a failure on one stops all of them (none waits for it in a collective)."""
+        each batch, so that a failure on one stops all of them (none waits for it in a collective): a
+        process without a batch cannot take part in the step's collectives.  The agreement goes through
+        host memory (:func:`i2i.engine.distributed.host_gather`), so it never waits for the device, and
+        brings every process's batch size along (random draws for the global batch need it)."""
         it = iter(self.loader)
         while True:
             failure = None
@@ -277,10 +306,15 @@ class Trainer:
             except StopIteration:
                 return
             except Exception as exc:
-                if self.signals.requested is not None:
+                if self.signals.requested is not None and not self.dist.enabled:
                     raise self._stop_on_signal() from None
                 failure = exc
-            stop = dist.any_rank(failure is not None, self.device) if self.dist.enabled else failure is not None
+            if self.dist.enabled:
+                size = 0 if failure is not None else _batch_size(batch)
+                agreed = dist.host_gather([int(failure is not None), size], self.dist)
+                stop, self.shares = any(f for f, _ in agreed), [n for _, n in agreed]
+            else:
+                stop = failure is not None
             if stop:
                 self._stop_on_data_failure(failure)
             yield batch
@@ -289,6 +323,8 @@ class Trainer:
         """Stop every process: rank 0 checkpoints; a data error is one line (the first failing rank's)."""
         lines = dist.all_gather_object(one_line(failure) if isinstance(failure, DataError) else
                                        (f"{type(failure).__name__} in the data loader" if failure else None))
+        if self.signals.requested is not None and not isinstance(failure, DataError):  # workers ended by a signal
+            raise self._stop_on_signal() from None
         path = self.save()
         if failure is not None and not isinstance(failure, DataError):
             raise failure
@@ -393,8 +429,9 @@ class Trainer:
     def _stop_on_bad_steps(self) -> StopTraining:
         """Checkpoint the last good state (no bad step changed the weights) and say what went wrong."""
         guard = self.guard
-        what = (f"training stopped at step {self.step}: non-finite {guard.first} for {guard.streak} steps in a row "
-                f"(train.max_bad_steps)")
+        later = f" up to step {guard.hit}, and no update since" if guard.hit != self.step else ""
+        what = (f"training stopped at step {self.step}: non-finite {guard.first} for {guard.streak} steps in a row"
+                f"{later} (train.max_bad_steps)")
         path = self.save()
         if not self.dist.is_main:
             return StopTraining(what)

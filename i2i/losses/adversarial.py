@@ -85,10 +85,14 @@ class Wasserstein(GANLoss):
         return -f.mean()
 
     @torch.no_grad()
-    def after_d_step(self, D: nn.Module) -> None:
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module, ok: torch.Tensor | None = None) -> None:
         if self.clip is not None:
             for p in D.parameters():
-                p.clamp_(-self.clip, self.clip)
+                if ok is None:
+                    p.clamp_(-self.clip, self.clip)
+                else:
+                    p.copy_(torch.where(ok, p.clamp(-self.clip, self.clip), p))
 
 
 class Hinge(GANLoss):

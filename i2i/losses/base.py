@@ -63,8 +63,9 @@ class GANLoss:
     def update(self) -> None:
         """Called once per iteration, after the D losses of every discriminator (BEGAN's k_t); no-op by default."""
 
-    def after_d_step(self, D: nn.Module) -> None:
-        """Called after each D optimizer step (weight clipping); no-op by default."""
+    def after_d_step(self, D: nn.Module, ok: torch.Tensor | None = None) -> None:
+        """Called after each D optimizer step (weight clipping); no-op by default.  ``ok`` (0-dim bool on the
+        device): false when the step was skipped, and D must stay as it is (decided on the device)."""
 
     def state_dict(self) -> dict:
         """Persistent state to checkpoint ({} for stateless losses)."""

@@ -18,7 +18,8 @@ logits, and they carry the encoder embedding of the batch as the attribute
   L(x), L(G(z)) of the iteration's :meth:`d_loss` calls (averaged over the
   discriminators of the model, and over processes under DDP) and records
   M_global = L(x) + |gamma L(x) - L(G(z))|; a non-finite balance leaves k_t as it was.  gamma defaults to 0.5 (0.75 is
-  the other common choice), lambda_k to 0.001, k_0 to 0.
+  the other common choice), lambda_k to 0.001, k_0 to 0.  k_t and M_global live on the device (in float64
+  where it has it), so that the update never makes the host wait; ``k`` and :meth:`logs` read them.
 """
 from __future__ import annotations
 
@@ -85,16 +86,26 @@ class BEGAN(GANLoss):
         if not 0 <= k0 <= 1:
             raise ValueError(f"k0 must be in [0, 1], got {k0!r}")
         self.gamma, self.lambda_k = float(gamma), float(lambda_k)
-        self.k = float(k0)
-        self.m_global: float | None = None
+        # k_t and M_global (NaN until the first update), moved to the losses' device at the first d_loss
+        self._state = torch.tensor([float(k0), math.nan], dtype=torch.float64)
         # sum of (L(x), L(G(z))) over the d_loss calls since the last update, and their number
         self._sum: torch.Tensor | None = None
         self._count = 0
 
+    @property
+    def k(self) -> float:
+        """k_t (reads the device)."""
+        return float(self._state[0])
+
+    def _on(self, device: torch.device) -> torch.Tensor:
+        if self._state.device != device:  # once: the first d_loss on this device
+            self._state = self._state.to(device, torch.float32 if device.type == "mps" else torch.float64)
+        return self._state
+
     def d_loss(self, real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
         l_real = over_scales(lambda r, f: per_sample(r).mean(), real_logits, fake_logits)
         l_fake = over_scales(lambda r, f: per_sample(f).mean(), real_logits, fake_logits)
-        loss = l_real - self.k * l_fake
+        loss = l_real - self._on(l_fake.device)[0].to(l_fake.dtype) * l_fake
         pair = torch.stack([l_real.detach(), l_fake.detach()])
         self._sum = pair if self._sum is None else self._sum + pair
         self._count += 1
@@ -106,29 +117,27 @@ class BEGAN(GANLoss):
     def update(self) -> None:
         if self._sum is None:
             return
+        state = self._on(self._sum.device)
         pair = self._sum / self._count
         self._sum, self._count = None, 0
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(pair)
             pair /= dist.get_world_size()
-        lr, lf = pair.tolist()
+        lr, lf = pair.to(state.dtype).unbind()
         balance = self.gamma * lr - lf
-        if not math.isfinite(balance):
-            return
-        self.k = min(max(self.k + self.lambda_k * balance, 0.0), 1.0)
-        self.m_global = lr + abs(balance)
+        k = (state[0] + self.lambda_k * balance).clamp(0.0, 1.0)
+        new = torch.stack([k, lr + balance.abs()])
+        self._state = torch.where(torch.isfinite(balance), new, state)  # a non-finite balance changes nothing
 
     def state_dict(self) -> dict:
         return {"k": self.k}
 
     def load_state_dict(self, state: dict) -> None:
-        self.k = float(state.get("k", self.k))
+        self._state = torch.tensor([float(state.get("k", self.k)), math.nan], dtype=torch.float64)
 
     def logs(self) -> dict[str, float]:
-        out = {"k_t": self.k}
-        if self.m_global is not None:
-            out["m_global"] = self.m_global
-        return out
+        k, m_global = self._state.tolist()
+        return {"k_t": k, **({"m_global": m_global} if math.isfinite(m_global) else {})}
 
 
 GAN_LOSSES.register("ebgan")(EBGAN)

@@ -7,7 +7,9 @@ weights and noise, DRAGAN takes the std of the real batch) gives the gradients o
 one process with the whole batch only if it sees the global batch:
 
 * :func:`batch_slice`: where this process's samples lie in the global batch, the
-  processes' batches concatenated in rank order (local sizes may differ);
+  processes' batches concatenated in rank order (local sizes may differ); inside
+  :func:`shares` (the engine's training step, which knows every process's batch
+  size) it is computed without communication, otherwise the sizes are all-gathered;
 * :func:`shared_uniform`: U[0, 1) numbers drawn for the whole global batch from a
   generator whose state is the same on every process (the engine seeds it from the
   run seed and the step), of which this process keeps its own rows;
@@ -20,12 +22,29 @@ the global one.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from typing import Iterator
+
 import torch
 import torch.distributed as dist
+
+_SHARES: contextvars.ContextVar[tuple[int, ...] | None] = contextvars.ContextVar("shares", default=None)
 
 
 def _world() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@contextlib.contextmanager
+def shares(sizes: list[int] | tuple[int, ...] | None) -> Iterator[None]:
+    """Within: every process's batch size is known (``sizes``, in rank order), so :func:`batch_slice` of a
+    batch of this process's size asks no other process (and the host does not wait for the device)."""
+    token = _SHARES.set(tuple(sizes) if sizes is not None else None)
+    try:
+        yield
+    finally:
+        _SHARES.reset(token)
 
 
 def batch_slice(n: int, device: torch.device) -> tuple[int, int]:
@@ -34,6 +53,9 @@ def batch_slice(n: int, device: torch.device) -> tuple[int, int]:
     world = _world()
     if world == 1:
         return 0, n
+    known = _SHARES.get()
+    if known is not None and len(known) == world and known[dist.get_rank()] == n:
+        return sum(known[: dist.get_rank()]), sum(known)
     sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
     dist.all_gather(sizes, torch.tensor([n], dtype=torch.int64, device=device))
     sizes = torch.cat(sizes).tolist()
@@ -64,7 +86,7 @@ def global_std(x: torch.Tensor) -> torch.Tensor:
     if _world() == 1:
         return x.std()
     flat = x.double().flatten()
-    stats = torch.stack([flat.new_tensor(float(flat.numel())), flat.sum(), flat.pow(2).sum()])
+    stats = torch.stack([flat.new_full((), flat.numel()), flat.sum(), flat.pow(2).sum()])  # (no host copy)
     dist.all_reduce(stats)
     n, total, squares = stats.unbind()
     return ((squares - total * total / n) / (n - 1)).clamp(min=0).sqrt().to(x.dtype)

@@ -99,10 +99,10 @@ class AdversarialModel(Model):
         for the global batch, so that data-parallel processes compute the penalty of one process."""
         self.penalty_rng = generator
 
-    def after_step(self, phase: str) -> None:
+    def after_step(self, phase: str, ok: torch.Tensor | None = None) -> None:
         if phase == "D":
             for d in self.discriminators():
-                self.gan.after_d_step(d)
+                self.gan.after_d_step(d, ok)
 
     # ------------------------------------------------------------------ pieces
     def d_loss(self, D: nn.Module, real_in, fake_in, with_penalty: bool = True) -> torch.Tensor:

@@ -99,8 +99,10 @@ class Model(nn.Module):
         """``(loss, logs)`` of ``phase``; logs maps names to detached scalar tensors."""
         raise NotImplementedError
 
-    def after_step(self, phase: str) -> None:
-        """Called after the optimizer step of ``phase`` (weight clipping...)."""
+    def after_step(self, phase: str, ok: torch.Tensor | None = None) -> None:
+        """Called after the optimizer step of ``phase`` (weight clipping...).  ``ok``: a 0-dim bool on the
+        device, false when the step was skipped (a non-finite loss or gradient): change nothing then, and decide
+        on the device (``torch.where``), never by reading ``ok`` on the host."""
 
     def visuals(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images (B x C x H x W in [-1, 1]) shown side by side in sample grids."""

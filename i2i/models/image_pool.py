@@ -1,6 +1,8 @@
 """History of generated images shown to the discriminator (Shrivastava et al. 2017)."""
 from __future__ import annotations
 
+import random
+
 import torch
 from torch import nn
 
@@ -11,7 +13,9 @@ class ImagePool(nn.Module):
     ``query(images)`` returns a batch of the same size where each image is, with
     probability 1/2 once the pool is full, swapped for a stored older fake (which
     the new one replaces).  The buffer is part of ``state_dict`` (as extra state),
-    so a resumed run continues with the same history.
+    so a resumed run continues with the same history.  The choices come from Python's
+    ``random`` (seeded per process and checkpointed with the run): host numbers, so that
+    a training step never waits for the device to make them.
     """
 
     def __init__(self, size: int) -> None:
@@ -29,8 +33,8 @@ class ImagePool(nn.Module):
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
-            elif torch.rand(()) < 0.5:
-                idx = int(torch.randint(len(self.images), ()))
+            elif random.random() < 0.5:
+                idx = random.randrange(len(self.images))
                 out.append(self.images[idx].to(image.device, copy=True))
                 self.images[idx] = image.clone()
             else:

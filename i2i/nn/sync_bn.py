@@ -69,7 +69,7 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         xf = x.float()
-        count = torch.tensor([xf.numel() // xf.size(1)], dtype=torch.float32, device=x.device)
+        count = xf.new_full((1,), xf.numel() // xf.size(1))  # (filled on the device: no copy the host waits for)
         sums = all_reduce(torch.cat([xf.sum(dims), count]), group=group)
         n = sums[-1]
         mean = sums[:-1] / n
@@ -81,9 +81,11 @@ class SyncBatchNorm(nn.SyncBatchNorm):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                # (decided on the device, as everything in a training step)
+                factor = self.momentum if self.momentum is not None else \
+                    (1.0 / self.num_batches_tracked.double()).to(self.running_mean.dtype)
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), factor)
-                unbiased = var.detach() * (n / (n - 1)) if float(n) > 1 else var.detach()
+                unbiased = var.detach() * torch.where(n > 1, n / (n - 1), torch.ones_like(n))
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
         return y.to(x.dtype)
 
