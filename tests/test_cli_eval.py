@@ -49,6 +49,7 @@ class TinyExtractor(nn.Module):
         return f, self.fc(f)
 
 
+@pytest.mark.smoke
 def test_paired_metrics_table_and_json(folders, capsys):
     tmp, pred, target = folders
     out = tmp / "res" / "scores.json"

@@ -139,6 +139,7 @@ def test_the_defaults_are_the_authors():
 
 
 # --------------------------------------------------------------------------- training
+@pytest.mark.smoke
 def test_training_resumes_exactly(tmp_path):
     # 8 items / batch 2 = 4 steps an epoch, 2 epochs
     assert train_main(["--config", str(write_config(tmp_path, "full"))]) == 0

@@ -77,6 +77,7 @@ def test_16bit_png_scaled_to_8bit(tmp_path):
     assert out[0, :, 1].tolist() == [round(x // 2 * 255 / 65535) for x in v[0].tolist()]
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("fmt,ext", [("JPEG", ".jpg"), ("PNG", ".png")])
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_applied(tmp_path, fmt, ext, orientation):

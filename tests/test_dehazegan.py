@@ -62,6 +62,7 @@ def test_perceptual_term_trains_and_stays_out_of_checkpoints_and_optimizers(tmp_
     assert load_translator(run)(torch.zeros(3, 40, 36)).shape == (3, 40, 36)
 
 
+@pytest.mark.smoke
 def test_quick_config_trains_on_builtin_haze(tmp_path):
     from pathlib import Path
 

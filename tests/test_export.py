@@ -42,6 +42,7 @@ def _reference(checkpoint, x):
 SIZES = [(1, 1, 32, 48), (3, 1, 20, 12)]  # batch, channels, height and width all vary
 
 
+@pytest.mark.smoke
 def test_onnx_matches_pytorch_at_two_sizes(checkpoint, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     import onnx

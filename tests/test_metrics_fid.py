@@ -30,6 +30,7 @@ def test_fid_diagonal_and_one_dimensional():
     assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(5.0, abs=1e-12)
 
 
+@pytest.mark.smoke
 def test_fid_non_commuting_2x2_closed_form():
     s1, s2 = np.diag([1.0, 4.0]), np.array([[2.0, 1.0], [1.0, 2.0]])
     m = s1 @ s2
@@ -156,6 +157,7 @@ def test_is_balanced_one_hot_is_k():
     assert inception_score(two, splits=1)[0] == pytest.approx(2.0)
 
 
+@pytest.mark.smoke
 def test_is_two_class_soft_value_and_logits():
     probs = np.array([[0.9, 0.1]] * 3 + [[0.1, 0.9]] * 3)
     expected = math.exp(math.log(2) + 0.9 * math.log(0.9) + 0.1 * math.log(0.1))

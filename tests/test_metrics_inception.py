@@ -73,6 +73,7 @@ def random_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.smoke
 def test_real_network_loads_and_quantizes(random_weights, monkeypatch):
     monkeypatch.setenv(inc.WEIGHTS_ENV, str(random_weights))
     model = load_inception()

@@ -89,6 +89,7 @@ def test_gp_gradient_wrt_weights_closed_form():
     assert torch.allclose(D.w.grad, 2 * 2 / 3 * torch.tensor([2.0, 1.0, 2.0]), atol=1e-5)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("kind", ["gp", "lp", "dragan", "r1", "r2", "bcr"])
 def test_penalty_gradient_matches_finite_differences(kind):
     kwargs = {"augment": "jitter", "sigma": 0.3} if kind == "bcr" else {}

@@ -36,6 +36,7 @@ def tiny_config(tmp_path, model="pix2pix", **train):
     return path
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
 def test_train_writes_run_folder(tmp_path, model, capsys):
     cfg = tiny_config(tmp_path, model)
@@ -53,6 +54,7 @@ def test_train_writes_run_folder(tmp_path, model, capsys):
     assert (tmp_path / "runs" / f"{model}-2" / "checkpoints" / "step_0000001.pt").is_file()
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("penalty", ["none", "dragan"])  # dragan: random numbers from the step's generator
 def test_resume_matches_an_uninterrupted_run(tmp_path, penalty):
     # 8 items / batch 2 = 4 steps per epoch; 1 epoch + 1 decay epoch = 8 steps
@@ -93,6 +95,7 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     assert not translator.model.G.eval()(x).allclose(out)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("model, direction", [("pix2pix", "AtoB"), ("cyclegan", "BtoA")])
 def test_translate_folder_of_odd_sized_images(tmp_path, model, direction, capsys):
     cfg = tiny_config(tmp_path, model)

@@ -105,6 +105,7 @@ def write_config(tmp_path, name, **train):
     return path
 
 
+@pytest.mark.smoke
 def test_training_lowers_reconstruction_resumes_exactly_and_translates_both_ways(tmp_path):
     # 4 items, batch 1: 4 steps an epoch
     assert train_main(["--config", str(write_config(tmp_path, "full", epochs=6, epochs_decay=0))]) == 0
