@@ -22,10 +22,11 @@ import yaml
 from i2i.configure import build_config
 from i2i.data import ResumableSampler
 from i2i.errors import DataError
-from i2i.engine.distributed import broadcast_module
+from i2i.engine.distributed import broadcast_module, broadcast_statistics
 from i2i.engine.reducer import GradReducer
 from i2i.engine.runtime import step_generator
 from i2i.losses import build_penalty
+from i2i.nn.sync_bn import convert_sync_batchnorm
 
 TINY_DATA = {"root": "builtin:shapes", "load_size": 32, "crop_size": 32, "batch_size": 2, "num_workers": 0,
              "max_items": 8}
@@ -73,9 +74,6 @@ def _reducer_worker(rank, world, port, out):
     net.register_buffer("stat", torch.full((1,), float(rank)))
     broadcast_module(net)
     assert float(net.stat) == 0.0  # rank 0's buffer everywhere
-    net.stat.fill_(rank + 5.0)
-    broadcast_module(net, buffers_only=True)
-    assert float(net.stat) == 5.0
     first, second, unused = net[0], net[1], net[2]
     reducer = GradReducer({"a": [*first.parameters(), *second.parameters()], "b": list(unused.parameters())},
                           bucket_mb=16 / 2**20)  # 16-byte buckets: several per group
@@ -205,6 +203,58 @@ def test_two_processes_train_as_one_with_the_whole_batch(tmp_path, monkeypatch):
         kinds, one_kinds = _assert_ranks_train_as_one(tree, out[0][i], out[1][i], tmp_path / "one")
         if tree is not PLAIN:
             assert kinds == ["SyncBatchNorm"] and one_kinds == ["BatchNorm2d"]  # sync_bn: no-op in one process
+
+
+def _counting_broadcasts(sent: list) -> None:
+    """Make ``dist.broadcast`` (in this process) note the number of elements of each tensor it sends."""
+    real = dist.broadcast
+
+    def broadcast(tensor, *args, **kwargs):
+        sent.append(tensor.numel())
+        return real(tensor, *args, **kwargs)
+
+    dist.broadcast = broadcast
+
+
+def _statistics_worker(rank, world, port, run_dir, out):
+    _join(rank, world, port)
+    sent = []
+    _counting_broadcasts(sent)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4), torch.nn.GroupNorm(1, 4))
+    net.register_buffer("fixed", torch.full((2,), float(rank)))  # a buffer that training does not change
+    net(torch.full((2, 3, 4, 4), float(rank)) + torch.arange(16.0).view(4, 4))  # each process's own statistics
+    mean0 = net[1].running_mean.clone()
+    broadcast_statistics(net)  # rank 0's running mean and variance, in one message; nothing else
+    dist.broadcast(mean0, src=0)
+    assert sent == [8, 4] and torch.equal(net[1].running_mean, mean0) and float(net.fixed[0]) == rank
+    synced = convert_sync_batchnorm(net)
+    synced(torch.full((2, 3, 4, 4), float(rank)))  # the statistics of the global batch, the same everywhere
+    sent.clear()
+    broadcast_statistics(synced)
+    assert sent == []
+    # the training loop: what each step broadcasts after the first (whose reducer learns the gradients' order)
+    from i2i.engine.trainer import Trainer
+
+    for name, tree in (("plain", {**BATCH_NORM, "train": {"sync_bn": False}}), ("sync", BATCH_NORM)):
+        trainer = Trainer(_config(tree, Path(run_dir) / name / str(rank)), Path(run_dir) / name / str(rank))
+        for i, batch in enumerate(_batches(n=3, size=2)):
+            if i == 1:
+                sent.clear()
+            trainer.train_step({k: v[rank:rank + 1] for k, v in batch.items()})
+            trainer.step += 1
+        norms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        out[rank, name] = list(sent), sum(2 * m.num_features for m in norms), len(norms)
+    dist.destroy_process_group()
+
+
+def test_only_unsynchronized_batch_norm_statistics_are_broadcast_each_step(tmp_path, monkeypatch):
+    out = _spawn_two(_statistics_worker, tmp_path, monkeypatch)
+    for rank in (0, 1):
+        sent, numel, layers = out[rank, "plain"]
+        assert layers > 2 and sent == [numel, numel]  # two steps: one message each, the running means and variances
+        sent, _, layers = out[rank, "sync"]
+        assert layers > 2 and sent == []  # train.sync_bn: the statistics are the same everywhere, none is sent
 
 
 UNEVEN = (0, 3), (3, 4)  # rank 0 holds samples 0-2 of the global batch, rank 1 sample 3

@@ -3,10 +3,11 @@
 Each process holds a full replica.  Parameters are broadcast from rank 0 at start;
 the gradients of each phase are averaged across processes while backward runs
 (:class:`~i2i.engine.reducer.GradReducer`), so every replica takes the same
-optimizer step; buffers (batch-norm running statistics) are broadcast from rank 0
-before each step, as DDP does, in one message per dtype.  ``train.sync_bn``
-makes batch norms use the statistics of the whole global batch
-(:mod:`i2i.nn.sync_bn`).
+optimizer step.  The running statistics of batch norms that normalize with their own
+process's batch are broadcast from rank 0 before each step, as DDP does, in one
+message per dtype (:func:`broadcast_statistics`); ``train.sync_bn`` makes batch
+norms use the statistics of the whole global batch (:mod:`i2i.nn.sync_bn`), the same
+on every process, and then nothing is broadcast.
 
 Nothing here makes the host wait for the device between log steps: collectives on
 device tensors are only enqueued, and the processes' agreement on each batch
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from ..nn.sync_bn import SyncBatchNorm
 
 
 @dataclass
@@ -83,14 +87,33 @@ def broadcast_coalesced(tensors: list[torch.Tensor], src: int = 0) -> None:
                 offset += t.numel()
 
 
-def broadcast_module(module: torch.nn.Module, buffers_only: bool = False) -> None:
-    """Copy rank 0's parameters and buffers (or its buffers only) to every process.
-
-    Called with ``buffers_only`` before each step, as DDP does, so that batch-norm
-    running statistics stay those of rank 0 everywhere.
-    """
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every process (at start)."""
     if dist.is_initialized() and dist.get_world_size() > 1:
-        tensors = [*module.buffers()] if buffers_only else [*module.parameters(), *module.buffers()]
+        tensors = [*module.parameters(), *module.buffers()]
+        if tensors:
+            broadcast_coalesced(tensors)
+
+
+def unsynced_statistics(module: nn.Module) -> list[torch.Tensor]:
+    """The buffers of ``module`` that can differ between processes: the running means and variances of the
+    norm layers that normalize with their own process's batch (every one but
+    :class:`~i2i.nn.sync_bn.SyncBatchNorm`, whose statistics are the global batch's).  The other buffers do not
+    change in training, or change alike on every process (batch counters; spectral norm's vectors, which depend
+    on the weights alone)."""
+    out: dict[int, torch.Tensor] = {}
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats \
+                and not isinstance(m, SyncBatchNorm):
+            out.update((id(b), b) for b in (m.running_mean, m.running_var) if b is not None)
+    return list(out.values())
+
+
+def broadcast_statistics(module: nn.Module) -> None:
+    """Copy rank 0's :func:`unsynced_statistics` to every process (before each step, so that all processes
+    normalize alike in evaluation); nothing when there are none, as under ``train.sync_bn``."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        tensors = unsynced_statistics(module)
         if tensors:
             broadcast_coalesced(tensors)
 

@@ -127,8 +127,8 @@ class Trainer:
         whose loss or gradients are not finite makes no update, decided on the device (:mod:`i2i.engine.guard`)."""
         model, amp, guard = self.model, self.amp, self.guard
         model.train()
-        if self.dist.enabled:
-            dist.broadcast_module(model, buffers_only=True)
+        if self.dist.enabled:  # rank 0's batch-norm statistics (none under train.sync_bn: the same everywhere)
+            dist.broadcast_statistics(model)
         batch = _to_device(batch, self.device, self.cfg.train.channels_last)
         model.start_step(step_generator(self.cfg.train.seed, self.step, self.device))  # the same on every process
         buffers = BufferSnapshot(model)
