@@ -115,6 +115,30 @@ def test_a_failed_compilation_warns_once_and_trains_eagerly(tmp_path, monkeypatc
     assert fallback == eager  # eager from the first call on: the very same numbers
 
 
+def failing_backward_backend():
+    """A backend whose forward compiles (unchanged graphs) and whose backward compilation fails."""
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    def backward(gm, example_inputs):
+        raise RuntimeError("the backward kernel does not build\nsecond line")
+
+    return aot_autograd(fw_compiler=lambda gm, example_inputs: make_boxed_func(gm.forward), bw_compiler=backward)
+
+
+def test_a_failed_backward_compilation_warns_once_and_trains_eagerly(tmp_path, monkeypatch, capsys):
+    # the backward is compiled with the forward, at the first call, so its failure is a failed compilation too
+    eager = train(tmp_path, "eager", SMALL)
+    capsys.readouterr()
+    monkeypatch.setattr(speed, "BACKEND", failing_backward_backend())
+    fallback = train(tmp_path, "fallback", SMALL, compile=True)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "train.compile" in line]
+    assert len(warnings) == 1 and "the backward kernel does not build" in warnings[0]
+    assert fallback == eager  # eager from the first call on: the very same numbers
+    a = load_checkpoint(tmp_path / "runs" / "eager" / "checkpoints" / "step_0000002.pt")["model"]
+    b = load_checkpoint(tmp_path / "runs" / "fallback" / "checkpoints" / "step_0000002.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
 def test_compiled_d_with_a_gradient_penalty_trains(tmp_path, monkeypatch, capsys):
     # the penalty differentiates D's input gradient: D runs eagerly inside it, compiled elsewhere
     tree = {**SMALL, "losses": {"gan": "wgangp"}}

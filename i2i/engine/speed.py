@@ -4,11 +4,13 @@
   channels-last memory layout (NHWC), which convolutions on tensor cores and oneDNN
   prefer; the values are the same, only the strides change.
 * ``train.compile``: each network of the model's optimizer groups runs its ``forward``
-  through ``torch.compile``.  Compilation happens at the first call; if it fails
-  (no C compiler, an operation the compiler does not support...: an error of
-  torch's compiler, :data:`COMPILE_ERRORS`) one line says so and every network runs
-  eagerly from then on.  Any other error is raised as it is; running out of memory
-  is never taken for a failed compilation.  The modes that replay CUDA graphs
+  through ``torch.compile``.  Compilation happens at the first call, of the
+  forward and of its backward together (torch would compile the backward at the first
+  ``backward()``, where no fallback can redo the step); if it fails (no C compiler, an
+  operation the compiler does not support...: an error of torch's compiler,
+  :data:`COMPILE_ERRORS`) one line says so and every network runs eagerly from that
+  call on.  Any other error is raised as it is; running out of memory is never taken
+  for a failed compilation.  The modes that replay CUDA graphs
   (``reduce-overhead``, ``max-autotune``) are refused: a graph's outputs are
   overwritten by its next replay, and an iteration reuses a network's outputs
   across phases.  Parameters, buffers and state-dict
@@ -27,14 +29,16 @@
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch._dynamo.exc
+import torch._functorch.config
 import torch._inductor.exc
 from torch import nn
 
@@ -45,6 +49,7 @@ BACKEND: Any = "inductor"
 #: errors of torch's compiler (tracing, the backend, C++/CUDA compilation), after which a network runs eagerly
 COMPILE_ERRORS = (torch._dynamo.exc.TorchDynamoException, torch._inductor.exc.CppCompileError,
                   torch._inductor.exc.CUDACompileError)
+_EAGER_BACKWARD = "force_non_lazy_backward_lowering"  # (torch._functorch.config)
 #: compile modes that replay CUDA graphs (refused, see the module's docstring)
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
@@ -101,7 +106,8 @@ class _Compiled:
         if self.shared["failed"]:
             return self.eager(*args, **kwargs)
         try:
-            return self.compiled(*args, **kwargs)
+            with _backward_with_forward():
+                return self.compiled(*args, **kwargs)
         except COMPILE_ERRORS as exc:  # compilation failed: run eagerly; an error eager code also raises is raised
             oom = out_of_memory(exc)
             if oom is not None:  # (autotuning ran out of memory: so would the step)
@@ -111,6 +117,23 @@ class _Compiled:
             print(f"warning: train.compile: torch.compile failed for {self.name} ({_cause(exc)}); "
                   "training continues without compilation", file=sys.stderr)
             return out
+
+
+@contextlib.contextmanager
+def _backward_with_forward() -> Iterator[None]:
+    """Compilations inside compile a graph's backward with its forward, inside the fallback of
+    :class:`_Compiled` (torch would compile it at the first ``backward()``); a no-op on a torch without that
+    setting."""
+    config = torch._functorch.config
+    if not hasattr(config, _EAGER_BACKWARD):
+        yield
+        return
+    before = getattr(config, _EAGER_BACKWARD)
+    setattr(config, _EAGER_BACKWARD, True)
+    try:
+        yield
+    finally:
+        setattr(config, _EAGER_BACKWARD, before)
 
 
 def out_of_memory(exc: BaseException) -> BaseException | None:
