@@ -188,6 +188,7 @@ def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, ove
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import IMAGE_EXTENSIONS
+    from ..engine.signals import Interrupted, interrupt_on_signals
     from ..pipeline import Reading, translate_files
 
     if args.batch_size < 1:
@@ -241,9 +242,16 @@ def translate_folder(args: argparse.Namespace) -> int:
         atomic_write_text(out_root / OUTPUT_MARK, "images written by i2i-translate: a translation of a folder "
                                                   "above this one does not read them\n")
     unwritten: list[tuple[Path, str]] = []
-    failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size, workers=args.workers,
-                                  write_threads=args.write_threads, amp=args.amp, tile=tiles[0] if tiles else 0,
-                                  tile_above=args.tile_above, tiled=tiled, unwritten=unwritten)
+    try:
+        with interrupt_on_signals():  # written outputs stay whole, no temporary file stays behind
+            failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size,
+                                          workers=args.workers, write_threads=args.write_threads, amp=args.amp,
+                                          tile=tiles[0] if tiles else 0, tile_above=args.tile_above, tiled=tiled,
+                                          unwritten=unwritten)
+    except Interrupted as exc:
+        exc.detail = (f"the outputs written into {out_root} are complete; run the command again to translate "
+                      "the rest (existing outputs are kept)")
+        raise
 
     done = len(todo) - len(failed) - len(unwritten)
     source = f" with {translator.checkpoint}" if getattr(translator, "checkpoint", "") else ""
