@@ -64,6 +64,8 @@ class Decoded(Dataset):
                                            min_size=self.min_size)
             if r.aligned:
                 half = image.shape[1] // 2
+                if half == 0:
+                    raise DataError(f"{self.sources[i]}: --aligned: {image.shape[1]} px wide: no A|B halves")
                 image = image[:, :half] if r.direction == "AtoB" else image[:, half:]
                 full = (full[0], full[1] // 2)
             if r.resize:  # as training data is resized: area when shrinking, bicubic when enlarging
