@@ -64,6 +64,8 @@ class Decoded(Dataset):
                                            min_size=self.min_size)
             if r.aligned:
                 half = image.shape[1] // 2
+                if half == 0:
+                    raise DataError(f"{self.sources[i]}: --aligned: {image.shape[1]} px wide: no A|B halves")
                 image = image[:, :half] if r.direction == "AtoB" else image[:, half:]
                 full = (full[0], full[1] // 2)
             if r.resize:  # as training data is resized: area when shrinking, bicubic when enlarging
@@ -73,18 +75,27 @@ class Decoded(Dataset):
             return i, None, None, str(exc)
 
 
-def _write(out: torch.Tensor, dst: Path, full: tuple[int, int], resized: bool) -> None:
+def _write(out: torch.Tensor, dst: Path, full: tuple[int, int], resized: bool) -> str | None:
+    """Write one output; None, or why it could not be written (one file never stops the others)."""
     image = tensor_to_image(out)
     if resized:  # back to the input's own size, in 8 bit
         image = resize(image, full[1], full[0])
-    write_image(dst, image)
+    try:
+        write_image(dst, image)
+    except OSError as exc:
+        return f"{dst}: cannot write: {exc.strerror or exc}"
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
 def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading, *, batch_size: int = 1,
                     workers: int = 2, write_threads: int = 2, amp: str = "off", tile: int = 0, tile_above: int = 0, tiled=None,
-                    progress: bool = True) -> tuple[list[tuple[Path, str]], list[float]]:
+                    progress: bool = True, unwritten: list[tuple[Path, str]] | None = None
+                    ) -> tuple[list[tuple[Path, str]], list[float]]:
     """Translate ``(source, destination)`` pairs; returns ``(failed, fit)``: the unreadable sources with
-    the reason, and the reconstruction errors of translators that invert a generator (CoGAN).
+    the reason, and the reconstruction errors of translators that invert a generator (CoGAN).  A source
+    whose output cannot be written goes into ``unwritten`` with the reason (into ``failed`` if not given).
 
     ``tiled(1 x C x H x W) -> output``, if given, translates one image whose longer side is over
     ``tile`` and that has more than ``tile_above`` pixels (see ``i2i-translate --tile``).
@@ -103,8 +114,9 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
     items = iter(loader)  # workers start before any thread does
     failed: list[tuple[Path, str]] = []
     fit: list[float] = []
-    pending: list[tuple[torch.Tensor, Path, tuple[int, int]]] = []
-    writes: deque[Future] = deque()
+    pending: list[tuple[torch.Tensor, Path, Path, tuple[int, int]]] = []
+    writes: deque[tuple[Path, Future]] = deque()
+    unwritten = failed if unwritten is None else unwritten
     bar = tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True, disable=not progress)
 
     def run(x: torch.Tensor, whole: bool = True) -> torch.Tensor:
@@ -115,19 +127,25 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
             fit.extend([error] * x.shape[0])
         return out.float().cpu()
 
-    def submit(pool: ThreadPoolExecutor | None, out: torch.Tensor, dst: Path, full: tuple[int, int]) -> None:
+    def written(src: Path, why: str | None) -> None:
+        if why is not None:
+            unwritten.append((src, why))
+
+    def submit(pool: ThreadPoolExecutor | None, out: torch.Tensor, src: Path, dst: Path,
+               full: tuple[int, int]) -> None:
         if pool is None:  # no writer threads: write here
-            _write(out, dst, full, bool(reading.resize))
+            written(src, _write(out, dst, full, bool(reading.resize)))
             return
-        writes.append(pool.submit(_write, out, dst, full, bool(reading.resize)))
+        writes.append((src, pool.submit(_write, out, dst, full, bool(reading.resize))))
         while len(writes) > 2 * write_threads * batch_size:  # bounded: inference waits for slow disks
-            writes.popleft().result()
+            src, done = writes.popleft()
+            written(src, done.result())
 
     def flush(pool: ThreadPoolExecutor | None) -> None:
         if pending:
-            out = run(torch.stack([t for t, _, _ in pending]))
-            for image, (_, dst, full) in zip(out, pending):
-                submit(pool, image, dst, full)
+            out = run(torch.stack([t for t, _, _, _ in pending]))
+            for image, (_, src, dst, full) in zip(out, pending):
+                submit(pool, image, src, dst, full)
             pending.clear()
 
     try:
@@ -141,16 +159,17 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
                     continue
                 big = (tiled is not None and max(tensor.shape[-2:]) > tile
                        and tensor.shape[-2] * tensor.shape[-1] > tile_above)
-                if pending and (big or (tensor.shape, full) != (pending[0][0].shape, pending[0][2])
+                if pending and (big or (tensor.shape, full) != (pending[0][0].shape, pending[0][3])
                                 or len(pending) >= batch_size):
                     flush(pool)
                 if big:
-                    submit(pool, run(tensor[None], whole=False)[0], dst, full)
+                    submit(pool, run(tensor[None], whole=False)[0], src, dst, full)
                 else:
-                    pending.append((tensor, dst, full))
+                    pending.append((tensor, src, dst, full))
             flush(pool)
             while writes:
-                writes.popleft().result()
+                src, done = writes.popleft()
+                written(src, done.result())
     finally:
         bar.close()
         del items

@@ -47,20 +47,42 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` takes."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def temp_affixes(path: Path) -> tuple[str, str]:
+    """``(prefix, suffix)`` of a hidden temporary file beside ``path`` whose whole name (with the 8 random
+    characters of :func:`tempfile.mkstemp` between them) stays within the file system's name limit: the
+    target's stem is shortened where it must be, its suffix kept unless it is itself most of a name."""
+    room = _name_max(path.parent) - len(".." + "x" * 8 + ".tmp")
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= room // 2 else ""
+    stem = path.name[: len(path.name) - len(suffix)]
+    while stem and len(os.fsencode(stem + suffix)) > room:
+        stem = stem[:-1]
+    return f".{stem}.", f".tmp{suffix}"
+
+
 @contextmanager
 def atomic_path(path: str | Path, sync: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     A reader never sees a half-written file, and a crash leaves the old file intact.
     The temporary file keeps the target's suffix so that writers that pick a
-    format from the extension (OpenCV) still work.  The file gets the mode a plain
+    format from the extension (OpenCV) still work; its name stays within the file system's
+    limit for any name ``path`` may have (:func:`temp_affixes`).  The file gets the mode a plain
     ``open(path, "w")`` would give it (the existing file's, or 0666 less the umask).
     ``sync`` flushes the data to disk before the rename (and the rename after it), so
     that a power loss leaves the old file or the new one, never a truncated one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    prefix, suffix = temp_affixes(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

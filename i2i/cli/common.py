@@ -45,9 +45,9 @@ def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> in
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # (i2i.engine.signals.Interrupted names the signal)
+        print(exc if hasattr(exc, "signal") else "interrupted", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     except (OSError, MemoryError, RuntimeError) as exc:  # the file system or the machine said no
         line = environment_error(exc)
         if args.debug or line is None:

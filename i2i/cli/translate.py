@@ -188,6 +188,7 @@ def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, ove
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import IMAGE_EXTENSIONS
+    from ..engine.signals import Interrupted, interrupt_on_signals
     from ..pipeline import Reading, translate_files
 
     if args.batch_size < 1:
@@ -240,11 +241,19 @@ def translate_folder(args: argparse.Namespace) -> int:
 
         atomic_write_text(out_root / OUTPUT_MARK, "images written by i2i-translate: a translation of a folder "
                                                   "above this one does not read them\n")
-    failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size, workers=args.workers,
-                                  write_threads=args.write_threads, amp=args.amp, tile=tiles[0] if tiles else 0,
-                                  tile_above=args.tile_above, tiled=tiled)
+    unwritten: list[tuple[Path, str]] = []
+    try:
+        with interrupt_on_signals():  # written outputs stay whole, no temporary file stays behind
+            failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size,
+                                          workers=args.workers, write_threads=args.write_threads, amp=args.amp,
+                                          tile=tiles[0] if tiles else 0, tile_above=args.tile_above, tiled=tiled,
+                                          unwritten=unwritten)
+    except Interrupted as exc:
+        exc.detail = (f"the outputs written into {out_root} are complete; run the command again to translate "
+                      "the rest (existing outputs are kept)")
+        raise
 
-    done = len(todo) - len(failed)
+    done = len(todo) - len(failed) - len(unwritten)
     source = f" with {translator.checkpoint}" if getattr(translator, "checkpoint", "") else ""
     print(f"translated {done} image(s) into {out_root}{source}"
           + (f", kept {skipped} existing (use --overwrite)" if skipped else ""), file=sys.stderr)
@@ -253,15 +262,15 @@ def translate_folder(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.html:
         from ..gallery import translation_gallery
-        bad = {src for src, _ in failed}
+        bad = {src for src, _ in failed + unwritten}
         page = translation_gallery(args.html, [(s, out_root / r) for s, r in jobs if s not in bad and (out_root / r).exists()], out_root)
         print(f"gallery: {page}", file=sys.stderr)
-    if failed:
-        print(f"skipped {len(failed)} unreadable file(s):", file=sys.stderr)
-        for src, why in failed:  # a file name with a newline is quoted, so each file stays one line
-            print(f"  {why if why.isprintable() else repr(why)}", file=sys.stderr)
-        return 1
-    return 0
+    for what, items in (("unreadable file(s)", failed), ("file(s) whose output could not be written", unwritten)):
+        if items:
+            print(f"skipped {len(items)} {what}:", file=sys.stderr)
+            for src, why in items:  # a file name with a newline is quoted, so each file stays one line
+                print(f"  {why if why.isprintable() else repr(why)}", file=sys.stderr)
+    return 1 if failed or unwritten else 0
 
 
 def main(argv: list[str] | None = None) -> int:

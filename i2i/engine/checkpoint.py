@@ -9,7 +9,9 @@ included), ``optimizers`` and ``schedulers`` (by optimizer group), ``scaler``,
 """
 from __future__ import annotations
 
+import errno
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,13 +28,43 @@ _FIELDS = {"step": int, "epoch": int, "batch_in_epoch": int, "ema": dict, "optim
            "scaler": dict, "loss_state": dict, "rng": dict}
 
 
+#: torch's words for a write its file writer could not finish (the errno is not passed on)
+_WRITE_FAILED = ("unexpected pos", "file write failed", "failed writing")
+_LOW_SPACE = 256 * 2**20  #: less free space than this after a failed write: the disk is full
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` atomically: a write that fails (a full disk) leaves no part of it and every earlier
+    checkpoint as it was, and is one line (:class:`CheckpointError`)."""
     from .. import __version__
 
     path = Path(path)
-    with atomic_path(path, sync=True) as tmp:
-        torch.save({"format": FORMAT, "i2i_version": __version__, **state}, tmp)
+    try:
+        with atomic_path(path, sync=True) as tmp:
+            torch.save({"format": FORMAT, "i2i_version": __version__, **state}, tmp)
+    except (OSError, RuntimeError) as exc:
+        why = _write_failure(exc, path.parent)
+        if why is None:
+            raise
+        raise CheckpointError(f"cannot write checkpoint {path}: {why}; the earlier checkpoints are kept") from None
     return path
+
+
+def _write_failure(exc: BaseException, folder: Path) -> str | None:
+    """Why a checkpoint could not be written, in words; None for an error that is no failed write."""
+    if isinstance(exc, RuntimeError) and not any(w in str(exc) for w in _WRITE_FAILED):
+        return None
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    space = f" ({free / 2**20:.0f} MiB free)" if free is not None else ""
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or (
+            isinstance(exc, RuntimeError) and free is not None and free < _LOW_SPACE):
+        return f"the disk is full{space}: free some space, then --resume"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}{space}"
+    return f"the file system refused the write{space}: {str(exc).strip().splitlines()[0][:160]}"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

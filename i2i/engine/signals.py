@@ -55,3 +55,44 @@ class StopSignals:
     @property
     def exit_code(self) -> int:
         return 128 + int(self.requested) if self.requested is not None else 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal received by a command that stops at once (:func:`interrupt_on_signals`)."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(sig.name)
+        self.signal, self.exit_code = sig, 128 + int(sig)
+        self.detail = ""  #: what the command says of the state it leaves
+
+    def __str__(self) -> str:
+        return f"interrupted by {self.signal.name}" + (f": {self.detail}" if self.detail else "")
+
+
+class interrupt_on_signals:
+    """Context manager for commands without steps to finish (``i2i-translate``): SIGINT and SIGTERM raise
+    :class:`Interrupted` in the main thread, so that ``finally`` blocks and atomic writes clean up; an error
+    that the signal caused on its way (a decoding process ended by it) becomes the same :class:`Interrupted`."""
+
+    def __init__(self) -> None:
+        self.requested: signal.Signals | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "interrupt_on_signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        if exc is not None and self.requested is not None and not isinstance(exc, Interrupted):
+            raise Interrupted(self.requested) from None
+        return False
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.requested is None:
+            self.requested = signal.Signals(signum)
+        raise Interrupted(signal.Signals(signum))

@@ -201,9 +201,13 @@ class Trainer:
         try:
             self.signals.__enter__()
             while not finished and self.step < total:
+                if self.signals.requested is not None and not self.dist.enabled:  # a pass without a step
+                    raise self._stop_on_signal()
                 self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
                 self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
+                stepped = False
                 for batch in self._batches():
+                    stepped = True
                     try:
                         logs, out = self.train_step(batch)
                     except Exception as exc:
@@ -268,6 +272,11 @@ class Trainer:
                         raise self._stop_on_signal()
                     if finished or epoch_done:
                         break
+                if not stepped:  # nothing left of this epoch: the next one, never the same empty pass again
+                    if self.batch_in_epoch == 0:
+                        raise StopTraining(f"training stopped at step {self.step}: the training data gave no batch "
+                                           f"in epoch {self.epoch + 1}")
+                    self._end_epoch()
         finally:
             self.signals.__exit__(None, None, None)
             bar.close()
@@ -506,3 +515,7 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise CheckpointError(f"its training state does not fit {what}: {type(exc).__name__} {detail}") from None
+        # a state saved after an epoch's last step but before the epoch ended (best.pt is written by the
+        # evaluation of that step), or one of a larger data set: the epoch has ended
+        if self.batch_in_epoch >= self.steps_per_epoch:
+            self._end_epoch()
