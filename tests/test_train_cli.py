@@ -297,3 +297,12 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     assert train_main(["--config", str(cfg), "--set", "train.max_steps=2", "train.amp=bf16"]) == 0
     state = load_checkpoint(tmp_path / "runs" / "cyclegan")
     assert all(torch.isfinite(v).all() for v in state["model"].values() if torch.is_tensor(v) and v.is_floating_point())
+
+
+def test_repeated_set_flags_all_apply(tmp_path):
+    # `--set a=1 --set b=2` is the same as `--set a=1 b=2`: no flag silently replaces an earlier one
+    cfg = tiny_config(tmp_path)
+    assert train_main(["--config", str(cfg), "--set", "train.max_steps=2", "--set", "train.name=both"]) == 0
+    run = tmp_path / "runs" / "both"
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]

@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i-train", description=__doc__.split("\n")[0].replace("``", ""))
     p.add_argument("--config", help="YAML config file, or the name of a shipped config (see --list-configs)")
     p.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config fields, e.g. optim.G.lr=1e-4 (optim.default.lr: every group)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config fields, e.g. optim.G.lr=1e-4 (optim.default.lr: every group)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest readable checkpoint (or a .pt file), with the config saved in "
                         "it (--set changes settings); from an older checkpoint it branches into a new run folder")
     add_import(p)
