@@ -175,6 +175,40 @@ def test_the_antialiased_resnet_resamples_by_blurring_with_the_same_weights_and_
     assert [i for i, m in enumerate(smooth.model) if type(m).__name__ == "ResnetBlock"] == list(range(12, 21))
 
 
+@pytest.mark.parametrize("antialias, channels", [(True, [3, 8, 16, 16, 16]), (False, [3, 8, 16, 16, 8])])
+def test_feature_taps_are_the_outputs_of_the_numbered_layers(antialias, channels):
+    torch.manual_seed(0)
+    net = GENERATORS.build("resnet", in_channels=3, ngf=4, n_blocks=6, antialias=antialias)
+    x = torch.randn(2, 3, 16, 16)
+    seen = {}
+
+    def keep(i, out):
+        seen[i] = out.clone()  # (returns None: a hook's value would replace the output)
+
+    for i, layer in enumerate(net.model):
+        layer.register_forward_hook(lambda m, inp, out, i=i: keep(i, out))
+    feats = net.taps(x, [16, 0, 4, 8, 12])  # in the order asked
+    assert max(seen) == 16  # runs no further than the last layer asked for
+    assert [f.shape[1] for f in feats] == net.tap_channels([16, 0, 4, 8, 12]) == channels[-1:] + channels[:-1]
+    for f, i in zip(feats, [16, 0, 4, 8, 12]):
+        torch.testing.assert_close(f, seen[i])
+    assert feats[1].shape[-2:] == (22, 22)  # layer 0: the input reflect-padded for the 7x7 conv
+    with pytest.raises(ValueError, match="layer 40 is not one of the generator's layers 0-"):
+        net.taps(x, [0, 40])
+    with pytest.raises(ValueError, match="layer -1"):
+        net.tap_channels([-1])
+
+
+def test_a_tap_read_before_an_in_place_relu_keeps_its_values():
+    torch.manual_seed(0)
+    net = GENERATORS.build("resnet", ngf=4, n_blocks=1)
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    (normed, after) = net.taps(x, [2, 3])  # 2: the first norm's output, which the in-place ReLU 3 rectifies
+    assert normed.min() < 0 and torch.equal(after, normed.clamp(min=0))
+    (normed.sum() + after.sum()).backward()
+    assert x.grad is not None
+
+
 # --------------------------------------------------------------------------- discriminators
 def test_patchgan_256_gives_30x30_map():
     with torch.device("meta"):

@@ -2,7 +2,7 @@
 
 Importing this package registers the built-in generators and discriminators.
 """
-from . import autoencoder, blocks, build, cogan, discriminators, generators, init, norms, tiramisu, unit  # noqa: F401
+from . import autoencoder, blocks, build, cogan, discriminators, generators, init, norms, taps, tiramisu, unit  # noqa: F401
 from .build import build_discriminator, build_generator, check_net
 from .init import apply_spectral_norm, init_weights
 from .norms import norm_layer

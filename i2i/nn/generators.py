@@ -8,12 +8,15 @@ pix2pix/CycleGAN networks.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
 from ..registry import GENERATORS
 from .blocks import BlurDownsample, BlurUpsample, ResnetBlock, UnetSkipBlock, padded_conv
 from .norms import conv_bias, norm_layer
+from .taps import sequential_tap_channels, sequential_taps
 
 
 def check_size(x: torch.Tensor, multiple: int, what: str) -> None:
@@ -28,6 +31,11 @@ class ResnetGenerator(nn.Module):
 
     With ``antialias`` (CUT's generator) each stride-2 conv becomes a stride-1 conv, norm, ReLU and a
     :class:`BlurDownsample`, and each transposed conv a :class:`BlurUpsample` then a 3x3 conv, norm, ReLU.
+
+    Feature taps (:mod:`i2i.nn.taps`): layer ``i`` is the output of ``self.model[i]``.  Antialiased, 0 is
+    the padded input, 1 and 4 and 8 the outputs of the first three convs (before their norms), 12 + k
+    that of residual block k (from 0): CUT's ``nce_layers`` 0, 4, 8, 12, 16.  Without ``antialias`` the
+    downsampling stages have three modules each, not four, so the blocks start at 10.
     """
 
     n_down = 2
@@ -68,10 +76,18 @@ class ResnetGenerator(nn.Module):
             ch //= 2
         layers += padded_conv(ch, out_channels, 7, "reflect", True) + [nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_size(x, self.size_multiple, "resnet generator")
         return self.model(x)
+
+    def taps(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        check_size(x, self.size_multiple, "resnet generator")
+        return sequential_taps(self.model, x, layers)
+
+    def tap_channels(self, layers: Sequence[int]) -> list[int]:
+        return sequential_tap_channels(self.model, self.in_channels, layers)
 
 
 class UnetGenerator(nn.Module):
