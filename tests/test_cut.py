@@ -74,7 +74,8 @@ def test_the_losses_are_the_papers():
     model.start_step(torch.Generator().manual_seed(3))
     out = model.generate(batch)
     fake = model.G(torch.cat([batch["A"], batch["B"]]))  # one pass over A and B (the identity term's input)
-    torch.testing.assert_close(out["fake_B"], fake[:2]) and torch.testing.assert_close(out["idt_B"], fake[2:])
+    torch.testing.assert_close(out["fake_B"], fake[:2])
+    torch.testing.assert_close(out["idt_B"], fake[2:])
     d_loss, d_logs = model.loss("D", batch, out)
     real, fake_logits = model.D(batch["B"]), model.D(out["fake_B"])
     expected_d = 0.5 * (((real - 1) ** 2).mean() + (fake_logits ** 2).mean())  # LSGAN (MSE), halved
