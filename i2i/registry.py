@@ -102,6 +102,7 @@ class Registry:
 
 GENERATORS = Registry("generator", ("i2i.nn.generators", "i2i.nn.unit", "i2i.nn.tiramisu", "i2i.nn.cogan", "i2i.dehaze.physics"))
 DISCRIMINATORS = Registry("discriminator", ("i2i.nn.discriminators", "i2i.nn.autoencoder", "i2i.nn.cogan"))
+HEADS = Registry("projection head", ("i2i.nn.heads",))
 GAN_LOSSES = Registry("GAN loss", ("i2i.losses",))
 PENALTIES = Registry("penalty", ("i2i.losses",))
 MODELS = Registry("model", ("i2i.models",))

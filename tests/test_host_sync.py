@@ -36,6 +36,13 @@ TRANSLATORS = {  # tiny nets; batches of 2 per process, epochs longer than the r
     "cyclegan": {"model": {"name": "cyclegan", "pool_size": 3},  # a full pool swaps images at random
                  "nets": {"G": {"name": "resnet", "n_blocks": 1, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}}},
     "unit": {"model": "unit", "nets": {"G": {"dim": 4, "n_res": 1}, "D": {"ndf": 4, "n_layers": 2, "num_scales": 2}}},
+    # patch positions and FastCUT's flips drawn from the step's generator, on the device
+    "cut": {"model": {"name": "cut", "num_patches": 16},
+            "nets": {"G": {"name": "resnet", "n_blocks": 5, "ngf": 4, "antialias": True}, "D": {"ndf": 4, "n_layers": 1},
+                     "F": {"units": 8}}},
+    "fastcut": {"model": {"name": "fastcut", "num_patches": 16},
+                "nets": {"G": {"name": "resnet", "n_blocks": 5, "ngf": 4, "antialias": True},
+                         "D": {"ndf": 4, "n_layers": 1}, "F": {"units": 8}}},
     "cogan": {"model": "cogan", "nets": {"G": {"size": 16, "ngf": 4}, "D": {"size": 16, "ndf": 4}},
               "data": {"load_size": 16, "crop_size": 16}},
     "dehazegan": {"model": {"name": "dehazegan", "vgg_weights": "random"},
@@ -68,8 +75,9 @@ TRANSLATORS = {  # tiny nets; batches of 2 per process, epochs longer than the r
                            "losses": {"penalty": {"type": "r1", "weight": 1.0}}, "train": {"sync_bn": True}},
 }
 # what two processes add: gradient averaging, the agreement on each batch, the global batch of the penalties,
-# BEGAN's all-reduced balance, synchronized batch norms
-TWO_PROCESSES = ("pix2pix-gp-lazy-rmsprop", "pix2pix-sync_bn-r1", "cyclegan-began", "unit", "cogan", "dehazegan")
+# BEGAN's all-reduced balance, synchronized batch norms, FastCUT's draws from the step's generator
+TWO_PROCESSES = ("pix2pix-gp-lazy-rmsprop", "pix2pix-sync_bn-r1", "cyclegan-began", "unit", "cogan", "dehazegan",
+                 "fastcut")
 
 
 def config(name, out_dir):

@@ -65,6 +65,8 @@ def test_generic_builders_equal_named_variants():
         ("resnet", dict(n_blocks=1, padding="replicate", norm="batch"), (36, 44)),
         ("resnet_6blocks", dict(), (32, 32)),
         ("resnet_9blocks", dict(dropout=True), (32, 48)),
+        ("resnet", dict(n_blocks=1, antialias=True), (32, 48)),
+        ("resnet", dict(n_blocks=1, antialias=True, norm="batch"), (8, 8)),
         ("unet", dict(num_downs=5), (32, 32)),
         ("unet", dict(num_downs=5, norm="instance", dropout=True), (64, 96)),
         ("unet", dict(num_downs=6, norm="none"), (64, 64)),
@@ -130,6 +132,81 @@ def test_resnet_padding_modes():
     assert not torch.allclose(nets["zero"](x), nets["reflect"](x))
     with pytest.raises(ValueError, match="'circle'"):
         GENERATORS.build("resnet", padding="circle")
+
+
+def test_blur_downsampling_is_the_binomial_filter_then_every_second_pixel():
+    from i2i.nn.blocks import BlurDownsample
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 8)
+    out = BlurDownsample(3)(x)
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    k = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
+    expected = torch.stack([torch.stack([(padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * k).sum((2, 3))
+                                         for j in range(4)], -1) for i in range(3)], -2)
+    torch.testing.assert_close(out, expected)
+    # a checkerboard (the highest frequency) is blurred away, where plain subsampling aliases it to a constant
+    board = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1
+    assert BlurDownsample(1)(board[None, None]).abs().max() < 1e-6
+    assert board[::2, ::2].abs().min() == 1
+    assert not any(k.endswith("kernel") for k in BlurDownsample(3).state_dict())  # a constant, not a weight
+
+
+def test_blur_upsampling_is_bilinear_interpolation():
+    from i2i.nn.blocks import BlurUpsample
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 7)
+    expected = nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(BlurUpsample(3)(x), expected)
+
+
+def test_the_antialiased_resnet_resamples_by_blurring_with_the_same_weights_and_layer_numbers():
+    with torch.device("meta"):
+        plain = GENERATORS.build("resnet_9blocks")
+        smooth = GENERATORS.build("resnet_9blocks", antialias=True)
+    assert n_params(plain) == n_params(smooth)
+    assert count(smooth, nn.ConvTranspose2d) == 0
+    assert all(m.stride == (1, 1) for m in smooth.modules() if isinstance(m, nn.Conv2d))
+    # the numbering of CUT's generator: convs at 1, 4, 8, blocks at 12-20, blurred upsampling at 21 and 25
+    weights = {k.split(".")[1] for k in smooth.state_dict() if k.endswith("weight") and "conv_block" not in k}
+    assert weights == {"1", "4", "8", "22", "26", "30"}
+    assert [i for i, m in enumerate(smooth.model) if type(m).__name__.startswith("Blur")] == [7, 11, 21, 25]
+    assert [i for i, m in enumerate(smooth.model) if type(m).__name__ == "ResnetBlock"] == list(range(12, 21))
+
+
+@pytest.mark.parametrize("antialias, channels", [(True, [3, 8, 16, 16, 16]), (False, [3, 8, 16, 16, 8])])
+def test_feature_taps_are_the_outputs_of_the_numbered_layers(antialias, channels):
+    torch.manual_seed(0)
+    net = GENERATORS.build("resnet", in_channels=3, ngf=4, n_blocks=6, antialias=antialias)
+    x = torch.randn(2, 3, 16, 16)
+    seen = {}
+
+    def keep(i, out):
+        seen[i] = out.clone()  # (returns None: a hook's value would replace the output)
+
+    for i, layer in enumerate(net.model):
+        layer.register_forward_hook(lambda m, inp, out, i=i: keep(i, out))
+    feats = net.taps(x, [16, 0, 4, 8, 12])  # in the order asked
+    assert max(seen) == 16  # runs no further than the last layer asked for
+    assert [f.shape[1] for f in feats] == net.tap_channels([16, 0, 4, 8, 12]) == channels[-1:] + channels[:-1]
+    for f, i in zip(feats, [16, 0, 4, 8, 12]):
+        torch.testing.assert_close(f, seen[i])
+    assert feats[1].shape[-2:] == (22, 22)  # layer 0: the input reflect-padded for the 7x7 conv
+    with pytest.raises(ValueError, match="layer 40 is not one of the generator's layers 0-"):
+        net.taps(x, [0, 40])
+    with pytest.raises(ValueError, match="layer -1"):
+        net.tap_channels([-1])
+
+
+def test_a_tap_read_before_an_in_place_relu_keeps_its_values():
+    torch.manual_seed(0)
+    net = GENERATORS.build("resnet", ngf=4, n_blocks=1)
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    (normed, after) = net.taps(x, [2, 3])  # 2: the first norm's output, which the in-place ReLU 3 rectifies
+    assert normed.min() < 0 and torch.equal(after, normed.clamp(min=0))
+    (normed.sum() + after.sum()).backward()
+    assert x.grad is not None
 
 
 # --------------------------------------------------------------------------- discriminators

@@ -11,7 +11,8 @@ from ``PENALTIES``::
     gan.after_d_step(D)  # after the D optimizer step (WGAN weight clipping)
 
 ``PerceptualLoss`` (:mod:`i2i.losses.perceptual`) is the VGG19 feature distance any
-translator can add to its generator loss.
+translator can add to its generator loss, ``PatchNCELoss`` (:mod:`i2i.losses.patchnce`)
+CUT's contrastive loss between the feature taps of an output and of its input.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..registry import GAN_LOSSES, PENALTIES, Registry
 from . import adversarial, consistency, energy, fgan, penalties, relativistic  # noqa: F401
 from .base import GANLoss
 from .latent import kl_unit_variance
+from .patchnce import PatchNCELoss
 from .penalties import Penalty
 from .perceptual import PerceptualLoss
 
@@ -66,5 +68,5 @@ def gan_loss_names() -> list[str]:
     return GAN_LOSSES.names()
 
 
-__all__ = ["kl_unit_variance", "GANLoss", "Penalty", "PerceptualLoss", "build_gan_loss", "build_penalty",
+__all__ = ["kl_unit_variance", "GANLoss", "Penalty", "PatchNCELoss", "PerceptualLoss", "build_gan_loss", "build_penalty",
            "check_losses", "gan_loss_names"]

@@ -2,7 +2,7 @@
 from ..registry import MODELS
 from .adversarial import AdversarialModel
 from .base import Model, Phase, preserved_buffers, scalar_logs
-from . import cogan, cyclegan, dehazegan, pix2pix, unit  # noqa: F401  (registration)
+from . import cogan, cut, cyclegan, dehazegan, pix2pix, unit  # noqa: F401  (registration)
 
 
 def build_model(cfg) -> Model:

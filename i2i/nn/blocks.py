@@ -1,7 +1,8 @@
-"""Building blocks of the generators: residual block and U-Net skip level."""
+"""Building blocks of the generators: residual block, U-Net skip level, anti-aliased resampling."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .norms import conv_bias, norm_layer
@@ -77,3 +78,42 @@ class UnetSkipBlock(nn.Module):
             return self.model(x)
         act = self.model[0](x)  # the skip carries the activated input
         return torch.cat([act, self.model[1:](act)], dim=1)
+
+
+def binomial_kernel(taps: list[float], channels: int) -> torch.Tensor:
+    """The separable filter ``taps`` x ``taps`` normalized to sum 1, one copy per channel (a depthwise weight)."""
+    a = torch.tensor(taps, dtype=torch.float32)
+    k = torch.outer(a, a)
+    return (k / k.sum()).expand(channels, 1, len(taps), len(taps)).clone()
+
+
+class BlurDownsample(nn.Module):
+    """Anti-aliased 2x downsampling (Zhang 2019, as in CUT's generator): blur with [1, 2, 1] x [1, 2, 1] / 16
+    (reflect-padded by one pixel), then keep every second pixel of each row and column.
+
+    The filter is a constant (a buffer outside the ``state_dict``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("kernel", binomial_kernel([1.0, 2.0, 1.0], channels), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel.to(x.dtype), stride=2,
+                        groups=x.shape[1])
+
+
+class BlurUpsample(nn.Module):
+    """Anti-aliased 2x upsampling (as in CUT's generator): zeros inserted between pixels, then a blur with
+    [1, 3, 3, 1] x [1, 3, 3, 1] / 16 (sum 4, the zeros' share), edges replicated.  Each output pixel is
+    3/4 of its nearest input pixel and 1/4 of the next one along each axis: bilinear interpolation with
+    ``align_corners=False``, written as a fixed transposed convolution (deterministic on GPUs, unlike the
+    backward pass of ``F.interpolate``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("kernel", 4 * binomial_kernel([1.0, 3.0, 3.0, 1.0], channels), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # padded by 1, a stride-2 transposed 4x4 conv gives 2n + 6 pixels per axis; output 2j is pixel 2j + 3
+        return F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel.to(x.dtype), stride=2,
+                                  padding=3, groups=x.shape[1])

@@ -1,4 +1,5 @@
-"""Build a network from its config section: registry builder, spectral norm, weight init."""
+"""Build a network (generator, discriminator, projection head) from its config section: registry builder,
+spectral norm, weight init."""
 from __future__ import annotations
 
 import inspect
@@ -8,7 +9,7 @@ from torch import nn
 
 from ..config import NetConfig, from_dict, unknown_key
 from ..errors import ConfigError
-from ..registry import DISCRIMINATORS, GENERATORS, Registry
+from ..registry import DISCRIMINATORS, GENERATORS, HEADS, Registry
 from .init import apply_spectral_norm, init_weights
 from .norms import NORMS
 
@@ -111,3 +112,10 @@ def build_discriminator(cfg: NetConfig | str | dict, in_channels: int) -> nn.Mod
     (``cfg``: see :func:`net_config`)."""
     cfg = net_config(cfg, "discriminator")
     return _build(DISCRIMINATORS, cfg, in_channels=in_channels)
+
+
+def build_head(cfg: NetConfig | str | dict, in_channels: list[int]) -> nn.Module:
+    """Projection head ``cfg.name`` (:mod:`i2i.nn.heads`) for features of ``in_channels`` channels, one count
+    per tapped layer, built and initialized like the other networks."""
+    cfg = net_config(cfg, "head")
+    return _build(HEADS, cfg, in_channels=list(in_channels))

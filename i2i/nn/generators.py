@@ -8,12 +8,15 @@ pix2pix/CycleGAN networks.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
 from ..registry import GENERATORS
-from .blocks import ResnetBlock, UnetSkipBlock, padded_conv
+from .blocks import BlurDownsample, BlurUpsample, ResnetBlock, UnetSkipBlock, padded_conv
 from .norms import conv_bias, norm_layer
+from .taps import sequential_tap_channels, sequential_taps
 
 
 def check_size(x: torch.Tensor, multiple: int, what: str) -> None:
@@ -24,7 +27,16 @@ def check_size(x: torch.Tensor, multiple: int, what: str) -> None:
 
 
 class ResnetGenerator(nn.Module):
-    """7x7 conv, two stride-2 convs, ``n_blocks`` residual blocks, two 2x transposed convs, 7x7 conv, Tanh."""
+    """7x7 conv, two stride-2 convs, ``n_blocks`` residual blocks, two 2x transposed convs, 7x7 conv, Tanh.
+
+    With ``antialias`` (CUT's generator) each stride-2 conv becomes a stride-1 conv, norm, ReLU and a
+    :class:`BlurDownsample`, and each transposed conv a :class:`BlurUpsample` then a 3x3 conv, norm, ReLU.
+
+    Feature taps (:mod:`i2i.nn.taps`): layer ``i`` is the output of ``self.model[i]``.  Antialiased, 0 is
+    the padded input, 1 and 4 and 8 the outputs of the first three convs (before their norms), 12 + k
+    that of residual block k (from 0): CUT's ``nce_layers`` 0, 4, 8, 12, 16.  Without ``antialias`` the
+    downsampling stages have three modules each, not four, so the blocks start at 10.
+    """
 
     n_down = 2
 
@@ -37,6 +49,7 @@ class ResnetGenerator(nn.Module):
         dropout: bool = False,
         n_blocks: int = 9,
         padding: str = "reflect",
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -47,19 +60,34 @@ class ResnetGenerator(nn.Module):
         layers = padded_conv(in_channels, ngf, 7, "reflect", bias) + [make_norm(ngf), nn.ReLU(True)]
         ch = ngf
         for _ in range(self.n_down):
-            layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), make_norm(ch * 2), nn.ReLU(True)]
+            if antialias:
+                layers += [nn.Conv2d(ch, ch * 2, 3, padding=1, bias=bias), make_norm(ch * 2), nn.ReLU(True),
+                           BlurDownsample(ch * 2)]
+            else:
+                layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1, bias=bias), make_norm(ch * 2), nn.ReLU(True)]
             ch *= 2
         layers += [ResnetBlock(ch, norm, dropout, padding) for _ in range(n_blocks)]
         for _ in range(self.n_down):
-            up = nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)
-            layers += [up, make_norm(ch // 2), nn.ReLU(True)]
+            if antialias:
+                layers += [BlurUpsample(ch), nn.Conv2d(ch, ch // 2, 3, padding=1, bias=bias)]
+            else:
+                layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            layers += [make_norm(ch // 2), nn.ReLU(True)]
             ch //= 2
         layers += padded_conv(ch, out_channels, 7, "reflect", True) + [nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_size(x, self.size_multiple, "resnet generator")
         return self.model(x)
+
+    def taps(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        check_size(x, self.size_multiple, "resnet generator")
+        return sequential_taps(self.model, x, layers)
+
+    def tap_channels(self, layers: Sequence[int]) -> list[int]:
+        return sequential_tap_channels(self.model, self.in_channels, layers)
 
 
 class UnetGenerator(nn.Module):
@@ -98,21 +126,24 @@ class UnetGenerator(nn.Module):
 
 # --------------------------------------------------------------------------- registered builders
 @GENERATORS.register("resnet")
-def resnet(in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False, n_blocks=9, padding="reflect"):
-    """ResNet generator with ``n_blocks`` residual blocks at 1/4 resolution."""
-    return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, n_blocks, padding)
+def resnet(in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False, n_blocks=9, padding="reflect",
+           antialias=False):
+    """ResNet generator with ``n_blocks`` residual blocks at 1/4 resolution (``antialias``: blurred resampling)."""
+    return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, n_blocks, padding, antialias)
 
 
 @GENERATORS.register("resnet_6blocks")
-def resnet_6blocks(in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False, padding="reflect"):
+def resnet_6blocks(in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False, padding="reflect",
+                   antialias=False):
     """ResNet generator with 6 blocks (the CycleGAN choice for 128 px images)."""
-    return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 6, padding)
+    return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 6, padding, antialias)
 
 
 @GENERATORS.register("resnet_9blocks")
-def resnet_9blocks(in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False, padding="reflect"):
+def resnet_9blocks(in_channels=3, out_channels=3, ngf=64, norm="instance", dropout=False, padding="reflect",
+                   antialias=False):
     """ResNet generator with 9 blocks (the CycleGAN choice for 256 px images)."""
-    return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 9, padding)
+    return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, 9, padding, antialias)
 
 
 @GENERATORS.register("unet")
