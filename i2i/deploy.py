@@ -64,7 +64,8 @@ def save_folder(translator, folder: str | Path, replace: bool = False) -> Path:
     try:
         (work / CONFIG).write_text(header + yaml.safe_dump(to_dict(translator.cfg), sort_keys=False))
         save_file(tensors, str(work / WEIGHTS), metadata=meta)
-        os.chmod(work, 0o777 & ~current_umask())
+        for path, mode in ((work / CONFIG, 0o666), (work / WEIGHTS, 0o666), (work, 0o777)):
+            os.chmod(path, mode & ~current_umask())
         if folder.exists():
             if not replace:
                 raise CheckpointError(f"{folder} exists")
@@ -138,7 +139,7 @@ def load_folder(folder: str | Path, weights: str = "ema", imports=(), trust_impo
     model = build_model(cfg)
     _load(model, tensors, f"{folder / WEIGHTS}: its weights do not fit the {cfg.model.name} model its config builds")
     kind = "ema" if meta.get("weights") == "ema" else "raw"
-    return cfg, model, f"{folder} ({kind} weights of {meta.get('source') or 'a checkpoint'})", kind
+    return cfg, model, f"{folder}: {kind} weights of {meta.get('source') or 'a checkpoint'}", kind
 
 
 def _load(model: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
