@@ -20,10 +20,8 @@ def loss():
 def no_weights(tmp_path, monkeypatch):
     """An empty torch hub cache and no environment variable."""
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    return tmp_path / "hub" / "checkpoints"
 
 
 def images(n=2, c=3, seed=1):

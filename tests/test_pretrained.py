@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from i2i.cli.eval import main as eval_main
 from i2i.data.io import write_image
@@ -61,8 +62,8 @@ def server():
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """An empty torch hub cache (``$TORCH_HOME``), online, no mirror."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    """An empty torch hub cache, online, no mirror."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch" / "hub"))
     monkeypatch.delenv(OFFLINE_ENV, raising=False)
     return tmp_path / "torch" / "hub" / "checkpoints"
 
