@@ -1,10 +1,11 @@
-"""The pretrained files i2i uses (FID Inception, VGG19): where each comes from, how it is checked, where it goes.
+"""The pretrained files i2i uses (FID Inception, VGG19, LPIPS): where each comes from, how it is checked, where it goes.
 
 Each file is a :class:`PretrainedFile` (its name, its URLs, its SHA-256, the environment variable
 that names a local copy).  :func:`locate` finds it, in this order:
 
 1. the file given explicitly (``--inception-weights FILE``, ``model.vgg_weights``), used as given;
-2. the file named by the entry's environment variable (``$I2I_INCEPTION_WEIGHTS``, ``$I2I_VGG_WEIGHTS``);
+2. the file named by the entry's environment variable (``$I2I_INCEPTION_WEIGHTS``, ``$I2I_VGG_WEIGHTS``,
+   ``$I2I_ALEXNET_WEIGHTS``, ``$I2I_LPIPS_ALEX_WEIGHTS``...);
 3. the torch hub cache, ``<torch.hub.get_dir()>/checkpoints/`` (``$TORCH_HOME/hub/checkpoints``), where
    torchvision, torch-fidelity and pytorch-fid keep the same files, checked against the SHA-256;
 4. a download into that cache: streamed with a progress bar (on a terminal) into a hidden temporary file beside
@@ -79,7 +80,37 @@ VGG19 = PretrainedFile(  # torchvision's VGG19_Weights.IMAGENET1K_V1
     env="I2I_VGG_WEIGHTS",
     option="set model.vgg_weights",
 )
-FILES: dict[str, PretrainedFile] = {"inception": INCEPTION, "vgg19": VGG19}
+ALEXNET = PretrainedFile(  # torchvision's AlexNet_Weights.IMAGENET1K_V1, the backbone of LPIPS
+    title="AlexNet weights",
+    filename="alexnet-owt-7be5be79.pth",
+    urls=("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
+    sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+    env="I2I_ALEXNET_WEIGHTS",
+)
+VGG16 = PretrainedFile(  # torchvision's VGG16_Weights.IMAGENET1K_V1, the backbone of LPIPS-VGG
+    title="VGG16 weights",
+    filename="vgg16-397923af.pth",
+    urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
+    sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+    env="I2I_VGG16_WEIGHTS",
+)
+_LPIPS_URL = "https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/"
+LPIPS_ALEX = PretrainedFile(  # the linear layers of LPIPS v0.1 (Zhang et al. 2018), as the lpips package ships them
+    title="LPIPS (AlexNet) linear weights",
+    filename="lpips-v0.1-alex-df73285e.pth",
+    urls=(_LPIPS_URL + "alex.pth",),
+    sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+    env="I2I_LPIPS_ALEX_WEIGHTS",
+)
+LPIPS_VGG = PretrainedFile(
+    title="LPIPS (VGG) linear weights",
+    filename="lpips-v0.1-vgg-a78928a0.pth",
+    urls=(_LPIPS_URL + "vgg.pth",),
+    sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+    env="I2I_LPIPS_VGG_WEIGHTS",
+)
+FILES: dict[str, PretrainedFile] = {"inception": INCEPTION, "vgg19": VGG19, "alexnet": ALEXNET, "vgg16": VGG16,
+                                    "lpips_alex": LPIPS_ALEX, "lpips_vgg": LPIPS_VGG}
 
 
 def cache_dir() -> Path:
@@ -165,3 +196,17 @@ def load_state_dict(path: Path, title: str) -> dict:
     if not isinstance(state, dict):
         raise WeightsError(f"{path} is not a state dict of {title}")
     return state
+
+
+def load_prefixed(net: torch.nn.Module, state: dict, prefix: str, path: Path, what: str) -> None:
+    """Load ``net`` from the entries ``prefix + name`` of ``state`` (the file ``path``; its other entries are
+    ignored); one line naming the first missing entry or the mismatch, ``what`` naming the expected file."""
+    wanted = net.state_dict()
+    found = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise WeightsError(f"{path} is not {what} (no '{prefix}{missing[0]}')")
+    try:
+        net.load_state_dict({k: found[k] for k in wanted})
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} does not fit {what}: {str(exc).splitlines()[-1].strip()}") from None

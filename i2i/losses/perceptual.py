@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
-from ..pretrained import VGG19, load_state_dict, locate
+from ..pretrained import VGG19, load_prefixed, load_state_dict, locate
 
 WEIGHTS_ENV = VGG19.env
 WEIGHTS_FILE = VGG19.filename
@@ -76,19 +75,6 @@ def find_vgg_weights(path: str | Path | None = None) -> Path:
     return locate(VGG19, path, source="weights")
 
 
-def _load_features(net: nn.Sequential, path: Path) -> None:
-    state = load_state_dict(path, VGG19.title)
-    wanted = net.state_dict()
-    found = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    missing = [k for k in wanted if k not in found]
-    if missing:
-        raise WeightsError(f"{path} is not a torchvision VGG19 state dict (no 'features.{missing[0]}')")
-    try:
-        net.load_state_dict({k: found[k] for k in wanted})
-    except RuntimeError as exc:
-        raise WeightsError(f"{path} does not fit VGG19: {str(exc).splitlines()[-1].strip()}") from None
-
-
 def vgg19_features(depth: int = len(LAYER_NAMES)) -> nn.Sequential:
     """The first ``depth`` entries of VGG19's convolutional part, laid out (and so keyed) as
     ``torchvision.models.vgg19().features``; ReLUs are not in-place (conv outputs can be tapped)."""
@@ -120,7 +106,9 @@ class VGGFeatures(nn.Module):
         self.indices = sorted(set(indices))
         self.features = vgg19_features(self.indices[-1] + 1)
         if weights != "random":
-            _load_features(self.features, find_vgg_weights(weights))
+            path = find_vgg_weights(weights)
+            load_prefixed(self.features, load_state_dict(path, VGG19.title), "features.", path,
+                          "a torchvision VGG19 state dict")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False).eval()
