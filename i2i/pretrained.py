@@ -14,7 +14,8 @@ that names a local copy).  :func:`locate` finds it, in this order:
 
 ``I2I_OFFLINE=1`` (``--offline`` on the commands that may download) never touches the network: a missing file is
 then one line saying which file to put where, as is a download that fails.  ``I2I_WEIGHTS_URL=BASE`` fetches every
-file from ``BASE/<file name>`` instead of its own URLs (a mirror, or a local server).
+file from ``BASE/<file name>`` instead of its own URLs (a mirror, or a local server).  ``python -m i2i.pretrained``
+fetches them all ahead (then copy the cache folder to a machine without a network).
 
 A SHA-256 is recorded in full, or as a prefix of at least 8 hex digits (checked as ``torch.hub`` checks the hash
 in a file name).  Files are read with ``torch.load(weights_only=True)``: no code in them ever runs.
@@ -210,3 +211,29 @@ def load_prefixed(net: torch.nn.Module, state: dict, prefix: str, path: Path, wh
         net.load_state_dict({k: found[k] for k in wanted})
     except RuntimeError as exc:
         raise WeightsError(f"{path} does not fit {what}: {str(exc).splitlines()[-1].strip()}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m i2i.pretrained [NAME ...]``: find or fetch (and check) the named files, all by default."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m i2i.pretrained",
+                                description="Download and check i2i's pretrained files into the torch hub cache "
+                                            "(for a machine without a network, copy that folder over).")
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(FILES)} (default: all)")
+    args = p.parse_args(argv)
+    unknown = [n for n in args.names if n not in FILES]
+    if unknown:
+        print(f"error: unknown pretrained file {unknown[0]!r}; known: {', '.join(FILES)}", file=sys.stderr)
+        return 2
+    try:
+        for name in args.names or FILES:
+            print(f"{name}: {locate(FILES[name])}")
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -191,3 +191,17 @@ def test_eval_downloads_on_first_use_and_offline_does_not(server, cache, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert server.requests == [f"/{INCEPTION.filename}"] and f"{server.base}/{INCEPTION.filename}: SHA-256" in err[-1]
     assert list(cache.iterdir()) == []
+
+
+def test_the_fetch_command(server, cache, monkeypatch, capsys):
+    from i2i.pretrained import main
+
+    assert main(["vgg19", "nope"]) == 2 and "unknown pretrained file 'nope'" in capsys.readouterr().err
+    server.files[VGG19.filename] = b"not VGG19"
+    monkeypatch.setenv(MIRROR_ENV, server.base)
+    assert main(["vgg19"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {server.base}/{VGG19.filename}: SHA-256 ") and list(cache.iterdir()) == []
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    assert main([]) == 1 and server.requests == [f"/{VGG19.filename}"]  # the first file missing, offline: no request
+    assert f"put {INCEPTION.filename}" in capsys.readouterr().err
