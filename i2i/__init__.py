@@ -3,7 +3,8 @@ __version__ = "0.1.0"
 
 
 def load_translator(path, device=None, weights="ema", imports=(), trust_imports=False):
-    """Load a checkpoint (or run folder) and return a callable :class:`Translator`
+    """Load a checkpoint (a run folder, or a folder of ``i2i-export --format safetensors``) and return a
+    callable :class:`Translator`
     (EMA weights where the run kept them, unless ``weights="raw"``).  The modules the
     checkpoint's config names in ``imports:`` are imported only if listed in ``imports``
     (or with ``trust_imports=True``): a checkpoint is data, and importing runs code."""

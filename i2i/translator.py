@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from .config import Config
 from .configure import config_of_checkpoint
+from .deploy import is_folder, load_folder
 from .engine.checkpoint import describe, load_weights, open_checkpoint
 from .errors import CheckpointError
 from .engine.runtime import select_device
@@ -82,6 +83,7 @@ class Translator:
     """
 
     checkpoint = ""  #: the checkpoint file the weights come from, with its step
+    weights = "raw"  #: which weights it runs: "ema" (averaged during training) or "raw"
 
     def __init__(self, model, cfg: Config, device: torch.device) -> None:
         self.model, self.cfg, self.device = model.eval(), cfg, device
@@ -91,13 +93,20 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
                         weights: str = "ema", imports=(), trust_imports: bool = False) -> "Translator":
-        """``imports``: the modules the checkpoint's saved ``imports:`` may import (all with
+        """A checkpoint file, a run folder (its best.pt, else its newest checkpoint) or a folder written by
+        ``i2i-export --format safetensors`` (:mod:`i2i.deploy`).
+        ``imports``: the modules the checkpoint's saved ``imports:`` may import (all with
         ``trust_imports``); a checkpoint asking for others is an :class:`UntrustedCodeError`."""
         from .errors import ConfigError
 
         if weights not in ("ema", "raw"):
             raise ConfigError(f"weights: {weights!r} is not one of ema, raw")
         device = select_device(str(device) if device else "auto", key="device")
+        if is_folder(path):  # written by i2i-export --format safetensors
+            cfg, model, source, kind = load_folder(path, weights, imports=imports, trust_imports=trust_imports)
+            translator = cls(model.to(device), cfg, device)
+            translator.checkpoint, translator.weights = source, kind
+            return translator
         path, state = open_checkpoint(path, prefer_best=True)
         try:
             cfg = config_of_checkpoint(state, check_paths=False, imports=imports, trust_imports=trust_imports,
@@ -114,6 +123,7 @@ class Translator:
             raise CheckpointError(f"{path}: {exc}") from None
         translator = cls(model.to(device), cfg, device)
         translator.checkpoint = describe(path, state)  # which file: a run folder gives its best.pt, else its newest
+        translator.weights = "ema" if weights == "ema" and state.get("ema") else "raw"
         return translator
 
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:

@@ -46,6 +46,15 @@ def test_missing_vgg_weights_is_one_line_before_a_run_folder_exists(tmp_path, no
     assert not (tmp_path / "runs").exists()
 
 
+def test_offline_flag_never_downloads_the_vgg_weights(tmp_path, no_vgg_weights, monkeypatch, capsys):
+    monkeypatch.delenv("I2I_OFFLINE")
+    monkeypatch.setenv("I2I_WEIGHTS_URL", "http://127.0.0.1:9")  # nothing may connect to it
+    assert train_main(["--config", str(write(tmp_path, "dehazegan")), "--offline"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "I2I_OFFLINE is set: put vgg19-dcbb9e9d.pth" in err[0]
+    assert not (tmp_path / "runs").exists()
+
+
 def test_perceptual_term_trains_and_stays_out_of_checkpoints_and_optimizers(tmp_path, no_vgg_weights):
     assert train_main(["--config", str(write(tmp_path, {"name": "dehazegan", "vgg_weights": "random"}))]) == 0
     run = tmp_path / "runs" / "dh"

@@ -29,8 +29,9 @@ def test_missing_weights_is_one_line_error(no_weights):
 def test_lookup_order(no_weights, monkeypatch):
     cache = no_weights / "hub" / "checkpoints"
     cache.mkdir(parents=True)
-    (cache / inc.WEIGHTS_FILES[1]).write_bytes(b"x")
-    assert find_inception_weights() == cache / inc.WEIGHTS_FILES[1]
+    (cache / inc.WEIGHTS_FILES[1]).write_bytes(b"x")  # pytorch-fid's name for it, but not the published file
+    with pytest.raises(WeightsError, match=f"{inc.WEIGHTS_FILES[1]}: SHA-256 .* is not the expected 6726825d"):
+        find_inception_weights()
     env_file = no_weights / "env.pth"
     env_file.write_bytes(b"x")
     monkeypatch.setenv(inc.WEIGHTS_ENV, str(env_file))

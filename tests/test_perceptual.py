@@ -20,10 +20,8 @@ def loss():
 def no_weights(tmp_path, monkeypatch):
     """An empty torch hub cache and no environment variable."""
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub" / "checkpoints"
-    torch.hub.set_dir(old)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    return tmp_path / "hub" / "checkpoints"
 
 
 def images(n=2, c=3, seed=1):
@@ -141,9 +139,9 @@ def test_weights_from_env_file_and_cache(no_weights, tmp_path, monkeypatch):
     assert torch.equal(from_env.vgg.features[25].weight, saved["features.25.weight"])
     monkeypatch.delenv(WEIGHTS_ENV)
     no_weights.mkdir(parents=True)
-    torch.save(saved, no_weights / WEIGHTS_FILE)
-    from_cache = PerceptualLoss(layers=["relu1_1"])
-    assert torch.equal(from_cache.vgg.features[0].bias, saved["features.0.bias"])
+    torch.save(saved, no_weights / WEIGHTS_FILE)  # in the cache, a file is used only if it is the published one
+    with pytest.raises(WeightsError, match=f"{WEIGHTS_FILE}: SHA-256 .* is not the expected dcbb9e9d"):
+        PerceptualLoss(layers=["relu1_1"])
     explicit = PerceptualLoss(layers=[3], weights=path)
     assert torch.equal(explicit.vgg.features[2].weight, saved["features.2.weight"])
 

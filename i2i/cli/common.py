@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import I2IError
 
@@ -16,6 +18,29 @@ def add_import(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a module (dotted name or .py file) that registers networks, losses, "
                              "datasets or translators; repeatable")
+
+
+def add_offline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--offline", action="store_true",
+                        help="never download pretrained weights (as I2I_OFFLINE=1): a missing file is an error "
+                             "saying which file to put where")
+
+
+@contextlib.contextmanager
+def offline_if(offline: bool) -> Iterator[None]:
+    """``I2I_OFFLINE=1`` for the duration (the command's, and the processes it starts), where ``offline``."""
+    from ..pretrained import OFFLINE_ENV
+
+    saved = os.environ.get(OFFLINE_ENV)
+    if offline:
+        os.environ[OFFLINE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(OFFLINE_ENV, None)
+        else:
+            os.environ[OFFLINE_ENV] = saved
 
 
 def add_trust_imports(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +64,8 @@ def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> in
         from ..plugins import load_plugins
 
         load_plugins(getattr(args, "imports", []))
-        return fn(args)
+        with offline_if(getattr(args, "offline", False)):
+            return fn(args)
     except I2IError as exc:
         if args.debug:
             raise

@@ -34,7 +34,7 @@ from .. import metrics as _metrics  # noqa: F401 - registers the metrics
 from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
 from ..registry import METRICS, RegistryError
-from .common import add_debug, add_import, run
+from .common import add_debug, add_import, add_offline, run
 from .paths import check_apart, check_gallery_dir, check_output_file
 
 
@@ -59,8 +59,10 @@ def parser() -> argparse.ArgumentParser:
                         "else 67108864 = 8192 x 8192)")
     p.add_argument("--html", metavar="DIR", help="write a page of the images and their per-image scores into DIR")
     p.add_argument("--input", help="with --html: folder of the inputs the preds were translated from (paired by key)")
-    p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS or the torch hub cache)")
+    p.add_argument("--inception-weights", help="FID Inception weights file (else $I2I_INCEPTION_WEIGHTS, the torch hub cache, "
+                                                  "then a download into it)")
     add_import(p)
+    add_offline(p)
     add_debug(p)
     return p
 

@@ -1,4 +1,8 @@
-"""``i2i-export``: write a checkpoint's generator as TorchScript or ONNX, for deployment.
+"""``i2i-export``: write a checkpoint's generator as TorchScript or ONNX, or its translator as a safetensors folder.
+
+``--format safetensors`` writes the folder ``--output`` (``config.yaml`` + ``model.safetensors``: the inference
+weights alone, see :mod:`i2i.deploy`) that ``i2i-translate --checkpoint`` and :func:`i2i.load_translator` read
+without unpickling anything; it is read back and compared with the checkpoint before the command succeeds.
 
 The exported network is the bare generator in eval mode: input ``N x C x H x W`` float32
 in [-1, 1] (RGB, or gray for 1-channel models), output the translation in [-1, 1].  Batch,
@@ -32,11 +36,14 @@ TOLERANCE = 1e-4  #: largest accepted |exported - PyTorch| on the check batches
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="i2i-export", description="Export a checkpoint's generator to TorchScript or ONNX.")
+    p = argparse.ArgumentParser(prog="i2i-export", description="Export a checkpoint's generator to TorchScript or "
+                                                               "ONNX, or its translator to a safetensors folder.")
     p.add_argument("--checkpoint", required=True, help="checkpoint .pt file or run folder (newest checkpoint)")
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
-    p.add_argument("--output", required=True, help="file to write (.pt for torchscript, .onnx for onnx)")
-    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "safetensors"])
+    p.add_argument("--output", required=True, help="file to write (.pt for torchscript, .onnx for onnx), "
+                                                   "or folder (safetensors)")
+    p.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                   help="the generator exported (safetensors: every direction is kept)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset version (default: the exporter's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--weights", default="ema", choices=["ema", "raw"],
@@ -102,19 +109,55 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
     return lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
 
 
+def _checkpoint_file(source: Path) -> Path:
+    """The file ``--checkpoint`` reads (a run folder's newest checkpoint; an exported folder's weights)."""
+    from ..deploy import WEIGHTS, is_folder
+    from ..engine.checkpoint import resolve_checkpoint
+
+    return source / WEIGHTS if is_folder(source) else resolve_checkpoint(source)
+
+
+def export_folder(args: argparse.Namespace) -> int:
+    """``--format safetensors``: the translator's config and inference weights as a folder, checked by reading it
+    back (the same tensors, bit for bit)."""
+    from .. import load_translator
+    from ..deploy import WEIGHTS, inference_names, is_folder, load_folder, save_folder
+    from .paths import check_apart, check_output_dir
+
+    out = check_output_dir(args.output, "--output")
+    source = Path(args.checkpoint)
+    check_apart(out, "--output", [("--checkpoint", source), ("--checkpoint", _checkpoint_file(source))])
+    if out.exists() and not args.overwrite:
+        raise ConfigError(f"--output {out} exists (use --overwrite)")
+    if out.exists() and any(out.iterdir()) and not is_folder(out):
+        raise ConfigError(f"--output {out}: a folder that i2i-export did not write (no {WEIGHTS}); "
+                          "give a new or empty folder")
+    translator = load_translator(args.checkpoint, device="cpu", weights=args.weights,
+                                 imports=args.imports, trust_imports=args.trust_imports)
+    save_folder(translator, out, replace=True)
+    _, model, *_ = load_folder(out, imports=args.imports, trust_imports=True)  # its config was just written here
+    own, back = translator.model.state_dict(), model.state_dict()
+    differ = [k for k in inference_names(model) if not torch.equal(back[k], own[k].cpu())]
+    if differ:
+        raise I2IError(f"{out}: read back, {differ[0]} differs from the checkpoint's")
+    print(f"wrote {out} (safetensors: config.yaml + {WEIGHTS}, the {translator.cfg.model.name} translator's "
+          f"{translator.weights} weights)", file=sys.stderr)
+    return 0
+
+
 def export(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..utils import atomic_path
-
-    from ..engine.checkpoint import resolve_checkpoint
     from .paths import check_apart, check_output_file
 
+    if args.format == "safetensors":
+        return export_folder(args)
     out = Path(args.output)
     if out.is_dir():
         raise ConfigError(f"--output {out} is a folder; give a file name")
     check_output_file(out, "--output")
     source = Path(args.checkpoint)
-    check_apart(out, "--output", [("--checkpoint", source), ("--checkpoint", resolve_checkpoint(source))])
+    check_apart(out, "--output", [("--checkpoint", source), ("--checkpoint", _checkpoint_file(source))])
     if out.exists() and not args.overwrite:
         raise ConfigError(f"--output {out} exists (use --overwrite)")
     translator = load_translator(args.checkpoint, device="cpu", weights=args.weights,

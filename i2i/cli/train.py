@@ -10,7 +10,7 @@ from ..config import save_config
 from ..config.shipped import SHIPPED, shipped_configs, summary
 from ..configure import config_of_checkpoint, load_config
 from ..errors import CheckpointError, ConfigError
-from .common import add_debug, add_import, add_trust_imports, run
+from .common import add_debug, add_import, add_offline, add_trust_imports, run
 from .paths import check_apart, check_output_dir
 
 
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
                         "it (--set changes settings); from an older checkpoint it branches into a new run folder")
     add_import(p)
     add_trust_imports(p)
+    add_offline(p)
     add_debug(p)
     return p
 

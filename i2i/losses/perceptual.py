@@ -21,15 +21,13 @@ The VGG is a fixed measuring device, not part of the model that uses the loss:
   stays float32 whatever dtype the owning model is cast to;
 * it runs in float32 with autocast disabled, so the loss is the same under mixed precision.
 
-Weights (never downloaded here), in this order: the file given as ``weights=PATH``, the file
-named by ``$I2I_VGG_WEIGHTS``, torchvision's file ``vgg19-dcbb9e9d.pth`` in the torch hub
-cache (``<torch.hub.get_dir()>/checkpoints/``, where torchvision stores it after a download
-on a networked machine); otherwise :class:`~i2i.errors.WeightsError` says which file to put
-where.  ``weights="random"`` builds a randomly initialized VGG (tests).
+Weights: torchvision's ImageNet file ``vgg19-dcbb9e9d.pth``, found or fetched on first use by
+:func:`i2i.pretrained.locate` (the file given as ``weights=PATH``, ``$I2I_VGG_WEIGHTS``, the torch hub
+cache, then a checked download; :class:`~i2i.errors.WeightsError` says which file to put where when
+there is none).  ``weights="random"`` builds a randomly initialized VGG (tests).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -37,11 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
+from ..pretrained import VGG19, load_prefixed, load_state_dict, locate
 
-WEIGHTS_ENV = "I2I_VGG_WEIGHTS"
-WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"  # torchvision VGG19_Weights.IMAGENET1K_V1
-WEIGHTS_URL = "https://download.pytorch.org/models/" + WEIGHTS_FILE
+WEIGHTS_ENV = VGG19.env
+WEIGHTS_FILE = VGG19.filename
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -73,41 +70,9 @@ def layer_index(layer: str | int) -> int:
                      f"or a name conv1_1, relu1_1, ..., pool1, ..., relu5_4, pool5")
 
 
-def weights_cache_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def find_vgg_weights(path: str | Path | None = None) -> Path:
-    """Path of the VGG19 ImageNet weights file; ``WeightsError`` (one line) if there is none."""
-    for given, source in ((path, "weights"), (os.environ.get(WEIGHTS_ENV), f"${WEIGHTS_ENV}")):
-        if given:
-            p = Path(given).expanduser()
-            if not p.is_file():
-                raise WeightsError(f"VGG19 weights file {p} (from {source}) does not exist")
-            return p
-    cached = weights_cache_dir() / WEIGHTS_FILE
-    if cached.is_file():
-        return cached
-    raise WeightsError(f"VGG19 weights not found: put {WEIGHTS_FILE} (from {WEIGHTS_URL}) into "
-                       f"{weights_cache_dir()}, or set ${WEIGHTS_ENV} to the path of that file")
-
-
-def _load_features(net: nn.Sequential, path: Path) -> None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise WeightsError(f"cannot read VGG19 weights {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path} is not a VGG19 state dict")
-    wanted = net.state_dict()
-    found = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    missing = [k for k in wanted if k not in found]
-    if missing:
-        raise WeightsError(f"{path} is not a torchvision VGG19 state dict (no 'features.{missing[0]}')")
-    try:
-        net.load_state_dict({k: found[k] for k in wanted})
-    except RuntimeError as exc:
-        raise WeightsError(f"{path} does not fit VGG19: {str(exc).splitlines()[-1].strip()}") from None
+    """Path of the VGG19 ImageNet weights file, downloaded if need be; ``WeightsError`` (one line) if there is none."""
+    return locate(VGG19, path, source="weights")
 
 
 def vgg19_features(depth: int = len(LAYER_NAMES)) -> nn.Sequential:
@@ -141,7 +106,9 @@ class VGGFeatures(nn.Module):
         self.indices = sorted(set(indices))
         self.features = vgg19_features(self.indices[-1] + 1)
         if weights != "random":
-            _load_features(self.features, find_vgg_weights(weights))
+            path = find_vgg_weights(weights)
+            load_prefixed(self.features, load_state_dict(path, VGG19.title), "features.", path,
+                          "a torchvision VGG19 state dict")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False).eval()

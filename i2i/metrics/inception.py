@@ -12,47 +12,29 @@ max-pool in the last block).  Pre-processing, fixed for every number we report:
 Outputs: ``pool_3`` features (``B x 2048``, for FID/KID) and the bias-free logits
 ``pool_3 . W^T`` (``B x 1008``, for IS), both float32.
 
-Weights are never downloaded here.  They are looked up, in order, in the file given
-as argument (``--inception-weights``), the file named by ``$I2I_INCEPTION_WEIGHTS``,
-and the torch hub cache (``<torch.hub.get_dir()>/checkpoints/``, where torch-fidelity,
-torchmetrics and pytorch-fid store the same file); otherwise :class:`WeightsError`.
+Weights: the file ``weights-inception-2015-12-05-6726825d.pth``, found or fetched on first use by
+:func:`i2i.pretrained.locate` (the file given as argument, ``--inception-weights``, then
+``$I2I_INCEPTION_WEIGHTS``, the torch hub cache where torch-fidelity, torchmetrics and pytorch-fid
+keep the same file, then a checked download); otherwise :class:`WeightsError`.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import WeightsError
+from ..pretrained import INCEPTION, load_state_dict, locate
 from .image import quantize
 
-WEIGHTS_ENV = "I2I_INCEPTION_WEIGHTS"
-WEIGHTS_FILES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
-WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILES[0]
-
-
-def weights_cache_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
+WEIGHTS_ENV = INCEPTION.env
+WEIGHTS_FILES = (INCEPTION.filename, *INCEPTION.aliases)
 
 
 def find_inception_weights(path: str | Path | None = None) -> Path:
-    """Path of the FID Inception weights file; ``WeightsError`` (one line) if there is none."""
-    for given, source in ((path, "--inception-weights"), (os.environ.get(WEIGHTS_ENV), f"${WEIGHTS_ENV}")):
-        if given:
-            p = Path(given).expanduser()
-            if not p.is_file():
-                raise WeightsError(f"Inception weights file {p} (from {source}) does not exist")
-            return p
-    cache = weights_cache_dir()
-    for name in WEIGHTS_FILES:
-        if (cache / name).is_file():
-            return cache / name
-    raise WeightsError(
-        f"FID Inception weights not found: pass --inception-weights FILE, set ${WEIGHTS_ENV}, "
-        f"or put {WEIGHTS_FILES[0]} (from {WEIGHTS_URL}) into {cache}"
-    )
+    """Path of the FID Inception weights file, downloaded if need be; ``WeightsError`` (one line) if there is none."""
+    return locate(INCEPTION, path, source="--inception-weights")
 
 
 def _network_class():
@@ -82,11 +64,8 @@ def load_inception(weights: str | Path | None = None, device: str | torch.device
     """Build the FID Inception-v3 and load its weights (see :func:`find_inception_weights`)."""
     path = find_inception_weights(weights)
     net_cls = _network_class()
-    try:  # safe load first: a clear error for a wrong or corrupt file
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise WeightsError(f"cannot read Inception weights {path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state or "fc.weight" not in state:
+    state = load_state_dict(path, INCEPTION.title)  # a safe load first: a clear error for a wrong or corrupt file
+    if "Mixed_7c.branch_pool.conv.weight" not in state or "fc.weight" not in state:
         raise WeightsError(f"{path} is not an FID Inception-v3 state dict (expected keys like 'Mixed_7c.*', 'fc.weight')")
     try:
         network = net_cls("inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path))

@@ -11,7 +11,7 @@ batch 1, 256 px crops.  Deviation: the reference fed VGG BGR images in [-1, 1]; 
 perceptual loss here feeds what the ImageNet weights expect (RGB in [0, 1] with the
 ImageNet normalization).  The VGG is frozen, never checkpointed and never optimized;
 its weights come from ``model.vgg_weights``, ``$I2I_VGG_WEIGHTS`` or torchvision's
-cache (``vgg_w: 0`` trains without it).
+cache, else are downloaded there once (:mod:`i2i.pretrained`; ``vgg_w: 0`` trains without it).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class DehazeGANSettings(ModelSettings):
     l1_w: float = rule(100.0, ge=0)  #: L1(G(hazy), clear)
     vgg_w: float = rule(10.0, ge=0)  #: perceptual term (0 = no VGG needed)
     vgg_layers: List[str] = field(default_factory=lambda: ["pool4"])  #: VGG19 layers compared
-    vgg_weights: str = ""  #: VGG19 weights file ('' = $I2I_VGG_WEIGHTS, then torchvision's cache; 'random' for tests)
+    vgg_weights: str = ""  #: VGG19 weights file ('' = $I2I_VGG_WEIGHTS, then the torch hub cache, then a download; 'random' for tests)
     test_batch_stats: bool = False  #: inference normalizes with the test batch's statistics
 
 

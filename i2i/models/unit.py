@@ -51,7 +51,7 @@ class UNITSettings(ModelSettings):
     #: VGG19 perceptual distance between each translation and its source (content kept); 0 = off
     vgg_w: float = rule(0.0, ge=0)
     vgg_layers: List[str] = field(default_factory=lambda: ["relu5_3"])  #: VGG19 layers compared
-    vgg_weights: str = ""  #: VGG19 weights file ('' = $I2I_VGG_WEIGHTS, then torchvision's cache; 'random' for tests)
+    vgg_weights: str = ""  #: VGG19 weights file ('' = $I2I_VGG_WEIGHTS, then the torch hub cache, then a download; 'random' for tests)
 
 
 @MODELS.register("unit")
