@@ -1,0 +1,119 @@
+"""Network files of the reference repositories (pytorch-CycleGAN-and-pix2pix, contrastive-unpaired-translation):
+the architecture found from the keys, the key mapping, the one-line errors, translating with one."""
+import pytest
+import torch
+
+from i2i.errors import CheckpointError, ConfigError
+from i2i.nn import build_discriminator, build_generator
+from i2i.reference import Arch, i2i_name, mapped_state, open_reference
+
+RESNET = dict(family="resnet", depth=3, width=4, in_channels=3, out_channels=3, norm="instance")
+ARCHS = [
+    Arch(**RESNET),
+    Arch(**{**RESNET, "antialias": True}),
+    Arch(**{**RESNET, "dropout": True, "norm": "batch"}),
+    Arch(**{**RESNET, "padding": "zero", "norm": "none", "out_channels": 1}),  # final conv at model.22
+    Arch("unet", 5, 4, 3, 3, "batch", dropout=True),
+    Arch("unet", 6, 2, 1, 3, "instance", dropout=True),
+    Arch("patchgan", 2, 4, 6, 1, "instance"),
+    Arch("patchgan", 3, 4, 3, 1, "batch"),
+]
+
+
+def i2i_net(arch: Arch) -> torch.nn.Module:
+    if arch.family == "patchgan":
+        return build_discriminator(arch.net_config(), arch.in_channels)
+    return build_generator(arch.net_config(), arch.in_channels, arch.out_channels)
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"{a.name}-{a.norm}{'-aa' if a.antialias else ''}")
+def test_the_architecture_is_found_from_the_keys_and_shapes(tmp_path, arch):
+    torch.manual_seed(0)
+    net = i2i_net(arch).eval()
+    for m in net.modules():  # running statistics other than 0 and 1
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2)
+    state = net.state_dict()
+    if arch.norm == "none":  # the reference's convs have no bias without a norm (but the last)
+        state = {k: v for k, v in state.items() if not k.endswith(".bias") or k == "model.22.bias"}
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.zero_() if name.endswith(".bias") and name not in state else None
+    torch.save(state, tmp_path / "latest_net_G.pth")
+    ref = open_reference(tmp_path / "latest_net_G.pth")
+    assert ref.arch == arch
+    x = torch.rand(2, arch.in_channels, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(ref.build().eval()(x), net(x))
+
+
+def test_the_key_mapping_keeps_the_layer_paths_and_drops_what_i2i_does_not_keep():
+    instance, batch = Arch(**RESNET), Arch(**{**RESNET, "norm": "batch"})
+    assert i2i_name("model.1.weight", instance) == "model.1.weight"
+    assert i2i_name("model.10.conv_block.5.weight", instance) == "model.10.conv_block.5.weight"
+    assert i2i_name("model.model.1.model.3.model.2.bias", batch) == "model.model.1.model.3.model.2.bias"
+    for leaf in ("running_mean", "running_var", "num_batches_tracked"):  # old instance norm's statistics
+        assert i2i_name(f"model.2.{leaf}", instance) is None
+        assert i2i_name(f"model.2.{leaf}", batch) == f"model.2.{leaf}"  # batch norm's are its own
+    assert i2i_name("model.7.filt", instance) is None  # CUT's fixed blur filter
+    # batch norms of files older than PyTorch 0.4 have no num_batches_tracked: it starts at 0
+    own = {"model.2.running_mean": torch.zeros(3), "model.2.num_batches_tracked": torch.tensor(5)}
+    out = mapped_state({"model.2.running_mean": torch.ones(3)}, batch, own)
+    assert out["model.2.num_batches_tracked"].item() == 0 and torch.equal(out["model.2.running_mean"], torch.ones(3))
+
+
+def test_i2i_generators_keep_the_reference_layer_paths():
+    """The names the mapping relies on: the reference's module order, written out for a ResNet of one block."""
+    net = build_generator(Arch(**{**RESNET, "depth": 1, "antialias": True}).net_config(), 3, 3)
+    assert [k for k in net.state_dict()] == [
+        "model.1.weight", "model.1.bias", "model.4.weight", "model.4.bias", "model.8.weight", "model.8.bias",
+        "model.12.conv_block.1.weight", "model.12.conv_block.1.bias", "model.12.conv_block.5.weight",
+        "model.12.conv_block.5.bias", "model.14.weight", "model.14.bias", "model.18.weight", "model.18.bias",
+        "model.22.weight", "model.22.bias"]
+    unet = build_generator({"name": "unet", "ngf": 2, "num_downs": 5, "norm": "batch"}, 3, 3).state_dict()
+    assert "model.model.1.model.3.model.3.model.3.model.1.weight" in unet  # the innermost down conv
+    assert "model.model.1.model.2.running_mean" in unet and "model.model.3.weight" in unet
+
+
+def _saved(tmp_path, value, name="latest_net_G.pth"):
+    torch.save(value, tmp_path / name)
+    return tmp_path / name
+
+
+def _one_line(exc_info) -> str:
+    text = str(exc_info.value)
+    assert "\n" not in text
+    return text
+
+
+def test_files_of_neither_kind_are_one_line(tmp_path):
+    (tmp_path / "text.pth").write_text("not a torch file")
+    cases = {tmp_path / "text.pth": "does not load",
+             _saved(tmp_path, {"encoder.weight": torch.zeros(2, 2)}, "other.pth"): "encoder.weight",
+             _saved(tmp_path, {"model": {"a": 1}, "config": {}}, "i2i.pth"): "not a state dict of tensors",
+             _saved(tmp_path, [torch.zeros(1)], "list.pth"): "not a state dict",
+             tmp_path / "missing.pth": "not found"}
+    for path, words in cases.items():
+        with pytest.raises(CheckpointError) as exc:
+            open_reference(path)
+        assert words in _one_line(exc) and str(path) in str(exc.value)
+        if path.name != "missing.pth":
+            assert "pytorch-CycleGAN-and-pix2pix or contrastive-unpaired-translation" in str(exc.value)
+
+
+def test_a_layout_it_cannot_tell_asks_for_arch(tmp_path):
+    net = build_generator(Arch(**RESNET).net_config(), 3, 3)
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("model.11.")}  # one block's keys lost
+    path = _saved(tmp_path, state)
+    with pytest.raises(CheckpointError) as exc:
+        open_reference(path).build()
+    assert "give --arch" in _one_line(exc) and "resnet_9blocks" in str(exc.value)
+    with pytest.raises(CheckpointError) as exc:  # the named architecture is checked against the keys
+        open_reference(path, arch="resnet_3blocks").build()
+    assert "missing" in _one_line(exc) and "model.11.conv_block" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        open_reference(path, arch="resnet_many")
+    assert "--arch" in _one_line(exc)
+    with pytest.raises(CheckpointError) as exc:
+        open_reference(path, arch="unet_256")
+    assert "holds a resnet network" in _one_line(exc)
