@@ -1,8 +1,12 @@
 """Network files of the reference repositories (pytorch-CycleGAN-and-pix2pix, contrastive-unpaired-translation):
 the architecture found from the keys, the key mapping, the one-line errors, translating with one."""
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from i2i import load_translator
+from i2i.cli.translate import main as translate_main
 from i2i.errors import CheckpointError, ConfigError
 from i2i.nn import build_discriminator, build_generator
 from i2i.reference import Arch, i2i_name, mapped_state, open_reference
@@ -117,3 +121,31 @@ def test_a_layout_it_cannot_tell_asks_for_arch(tmp_path):
     with pytest.raises(CheckpointError) as exc:
         open_reference(path, arch="unet_256")
     assert "holds a resnet network" in _one_line(exc)
+
+
+def test_translate_and_load_translator_take_a_reference_file(tmp_path, capsys):
+    torch.manual_seed(0)
+    arch = Arch(**{**RESNET, "antialias": True})
+    net = i2i_net(arch).eval()
+    path = _saved(tmp_path, net.state_dict())
+    translator = load_translator(path, device="cpu")
+    assert "anti-aliased" in capsys.readouterr().err
+    x = torch.rand(1, 3, 16, 20) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(translator(x), net(x).clamp(-1, 1), atol=1e-6)
+    Image.fromarray((np.random.default_rng(0).random((16, 20, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    assert translate_main(["--checkpoint", str(path), "--input", str(tmp_path / "a.png"), "--output", str(out),
+                           "--workers", "0"]) == 0
+    assert Image.open(out / "a.png").size == (20, 16)
+    assert translate_main(["--checkpoint", str(path), "--input", str(tmp_path / "a.png"), "--output",
+                           str(tmp_path / "o2"), "--direction", "BtoA"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: --direction BtoA") and "latest_net_G_B.pth" in err
+    (tmp_path / "bad.pth").write_bytes(b"\x00" * 10)
+    assert translate_main(["--checkpoint", str(tmp_path / "bad.pth"), "--input", str(tmp_path / "a.png"),
+                           "--output", str(tmp_path / "o3")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'bad.pth'}: not a network file")
+    assert translate_main(["--checkpoint", str(tmp_path / "bad.pth"), "--arch", "unet", "--input",
+                           str(tmp_path / "a.png"), "--output", str(tmp_path / "o4")]) == 2
