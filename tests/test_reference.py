@@ -1,5 +1,7 @@
 """Network files of the reference repositories (pytorch-CycleGAN-and-pix2pix, contrastive-unpaired-translation):
 the architecture found from the keys, the key mapping, the one-line errors, translating with one."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,57 @@ def test_translate_and_load_translator_take_a_reference_file(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'bad.pth'}: not a network file")
     assert translate_main(["--checkpoint", str(tmp_path / "bad.pth"), "--arch", "unet", "--input",
                            str(tmp_path / "a.png"), "--output", str(tmp_path / "o4")]) == 2
+
+
+# --------------------------------------------------------------------------- against the reference code itself
+FIXTURES = Path(__file__).parent / "data" / "reference"  # made by make_fixtures.py (README.md there)
+FOUND = {"cyclegan_resnet": "ResNet generator, 2 blocks, ngf 8, instance norm, 3 -> 3 channels (resnet_2blocks)",
+         "cut_resnet": "ResNet generator, 2 blocks, ngf 8, instance norm, anti-aliased, 3 -> 3 channels",
+         "pix2pix_unet": "U-Net generator, 5 levels, ngf 4, batch norm, 3 -> 3 channels (unet_32)",
+         "cyclegan_D": "PatchGAN discriminator, 2 layers, ndf 8, instance norm, 3 channels in"}
+
+
+def fixture(name):
+    return torch.load(FIXTURES / f"{name}.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name", list(FOUND))
+def test_i2i_computes_what_the_reference_code_computes(tmp_path, name, capsys):
+    fx = fixture(name)
+    path = _saved(tmp_path, fx["state"])
+    ref = open_reference(path)
+    assert FOUND[name] in ref.describe()
+    with torch.no_grad():
+        out = ref.build().eval()(fx["input"])
+    assert out.shape == fx["output"].shape and fx["output"].std() > 0.1
+    assert (out - fx["output"]).abs().max() < 1e-5
+    if name != "cyclegan_D":  # and as a translator
+        translator = load_translator(path, device="cpu")
+        assert FOUND[name] in capsys.readouterr().err
+        assert (translator(fx["input"]) - fx["output"]).abs().max() < 1e-5
+
+
+def test_old_instance_norm_statistics_are_accepted_and_unused(tmp_path):
+    fx = fixture("cyclegan_resnet")  # saved by an instance norm that kept running statistics
+    old = [k for k in fx["state"] if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(old) == 3 * 9 and fx["state"]["model.2.running_mean"].abs().sum() > 0
+    new = {k: v for k, v in fx["state"].items() if k not in old}
+    with torch.no_grad():
+        outs = [open_reference(_saved(tmp_path, state, f"{i}.pth")).build().eval()(fx["input"])
+                for i, state in enumerate((fx["state"], new))]
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_an_imported_run_translates_as_the_reference(tmp_path, capsys):
+    from i2i.cli.import_reference import main as import_main
+
+    (tmp_path / "ref").mkdir()
+    torch.save(fixture("cyclegan_resnet")["state"], tmp_path / "ref" / "latest_net_G_A.pth")
+    torch.save(fixture("cyclegan_D")["state"], tmp_path / "ref" / "latest_net_D_A.pth")
+    assert import_main([str(tmp_path / "ref" / "latest_net_G_A.pth"), "--model", "cyclegan", "--output",
+                        str(tmp_path / "run")]) == 0
+    translator = load_translator(tmp_path / "run", device="cpu")
+    fx, d = fixture("cyclegan_resnet"), fixture("cyclegan_D")
+    assert (translator(fx["input"]) - fx["output"]).abs().max() < 1e-5
+    with torch.no_grad():
+        assert (translator.model.D_A.eval()(d["input"]) - d["output"]).abs().max() < 1e-5
