@@ -1,6 +1,7 @@
 """Inference: a trained generator as a callable on images of any size."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from .configure import config_of_checkpoint
 from .deploy import is_folder, load_folder
 from .engine.checkpoint import describe, load_weights, open_checkpoint
 from .errors import CheckpointError
+from .reference import is_reference_file, translator_parts
 from .engine.runtime import select_device
 from .models import build_model
 
@@ -92,9 +94,11 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device | None = None,
-                        weights: str = "ema", imports=(), trust_imports: bool = False) -> "Translator":
-        """A checkpoint file, a run folder (its best.pt, else its newest checkpoint) or a folder written by
-        ``i2i-export --format safetensors`` (:mod:`i2i.deploy`).
+                        weights: str = "ema", imports=(), trust_imports: bool = False,
+                        arch: str | None = None) -> "Translator":
+        """A checkpoint file, a run folder (its best.pt, else its newest checkpoint), a folder written by
+        ``i2i-export --format safetensors`` (:mod:`i2i.deploy`) or a generator file ``*.pth`` of the reference
+        repositories (:mod:`i2i.reference`; ``arch`` where its keys do not tell its architecture).
         ``imports``: the modules the checkpoint's saved ``imports:`` may import (all with
         ``trust_imports``); a checkpoint asking for others is an :class:`UntrustedCodeError`."""
         from .errors import ConfigError
@@ -106,6 +110,14 @@ class Translator:
             cfg, model, source, kind = load_folder(path, weights, imports=imports, trust_imports=trust_imports)
             translator = cls(model.to(device), cfg, device)
             translator.checkpoint, translator.weights = source, kind
+            return translator
+        if arch and not is_reference_file(path):
+            raise ConfigError(f"--arch {arch}: only for a reference repository's .pth file, not {path}")
+        if is_reference_file(path):
+            cfg, model, source = translator_parts(path, arch)
+            print(f"note: {source}", file=sys.stderr)
+            translator = cls(model.to(device), cfg, device)
+            translator.checkpoint = source
             return translator
         path, state = open_checkpoint(path, prefer_best=True)
         try:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError, I2IError
 from .common import add_debug, add_import, add_trust_imports, check_seed, run
+from ..reference import is_reference_file
 from .paths import check_gallery_dir, check_output_dir, file_ids, inside
 
 #: defaults of --tile, --tile-overlap and --tile-above: a 512 px tile of the 56-layer Tiramisu
@@ -45,7 +46,11 @@ TILE, OVERLAP, TILE_ABOVE = 512, 64, 2048 * 2048
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="i2i-translate", description="Translate a folder of images with a trained checkpoint.")
-    p.add_argument("--checkpoint", help="checkpoint .pt file or run folder (newest checkpoint)")
+    p.add_argument("--checkpoint", help="checkpoint .pt file or run folder (newest checkpoint), or a generator .pth "
+                                        "file of pytorch-CycleGAN-and-pix2pix or contrastive-unpaired-translation")
+    p.add_argument("--arch", default=None, metavar="NAME",
+                   help="with a reference .pth file whose keys do not tell it: its generator (resnet_9blocks, "
+                        "resnet_6blocks, unet_256, unet_128)")
     p.add_argument("--method", choices=["dcp"], default=None,
                    help="translate without a checkpoint: dcp = dark channel prior dehazing (He et al. 2009)")
     p.add_argument("--input", required=True, help="image file or folder (searched recursively)")
@@ -224,11 +229,14 @@ def translate_folder(args: argparse.Namespace) -> int:
         translator = DarkChannelPrior(device=select_device(args.device or "auto", key="--device"))
     else:
         translator = load_translator(args.checkpoint, device=args.device, weights=args.weights,
-                                 imports=args.imports, trust_imports=args.trust_imports)
+                                 imports=args.imports, trust_imports=args.trust_imports, arch=args.arch)
         torch.manual_seed(args.seed)
         try:
             translator.model.check_direction(args.direction)
         except ValueError as exc:
+            if is_reference_file(args.checkpoint):
+                raise I2IError(f"--direction {args.direction}: {args.checkpoint} holds one generator (A to B); for the "
+                               "other direction give its other file (latest_net_G_B.pth)") from None
             raise I2IError(f"--direction {args.direction}: {exc}") from None
     if args.amp == "fp16" and translator.device.type != "cuda":
         raise ConfigError(f"--amp fp16 needs a CUDA device (running on {translator.device.type}); use bf16 or off")
