@@ -24,13 +24,14 @@ from ..data.skipping import SkipUnreadable, one_line, report_skipped
 from ..errors import CheckpointError, DataError
 from ..models import build_model
 from ..nn.sync_bn import convert_sync_batchnorm
+from ..snapshot import Snapshot
 from . import distributed as dist
 from . import speed
 from .checkpoint import checkpoint_dir, load_weights, prune_checkpoints, save_checkpoint
 from .divergence import DivergenceGuard, DivergenceHook
 from .ema import EMA
 from ..losses import global_batch
-from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_grads, finite_state, not_finite
+from .guard import BadStepGuard, StopTraining, finite_grads, finite_state, not_finite
 from .hooks import (BadStepHook, CheckpointHook, EvalHook, Hook, LogHook, RolledBack, SampleHook, SignalHook, StepEnd,
                     TimeBudget)
 from .logger import RunLogger
@@ -129,7 +130,7 @@ class Trainer:
             dist.broadcast_statistics(model)
         batch = speed.to_device(batch, self.device, self.cfg.train.channels_last)
         model.start_step(step_generator(self.cfg.train.seed, self.step, self.device))  # the same on every process
-        buffers = BufferSnapshot(model)
+        buffers = Snapshot(model.buffers())  # batch-norm statistics... to put back after a bad step
         guard.start_step()
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
         with global_batch.shares(self.shares):  # every process's batch size: random draws for the global batch
