@@ -1,5 +1,5 @@
 """i2i: image-to-image translation with GANs."""
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def load_translator(path, device=None, weights="ema", imports=(), trust_imports=False, arch=None):

@@ -51,7 +51,7 @@ def save_folder(translator, folder: str | Path, replace: bool = False) -> Path:
     folder renamed into place); an existing ``folder`` is replaced only with ``replace``."""
     from safetensors.torch import save_file
 
-    from . import __version__
+    from ._version import __version__
     from .config import to_dict
 
     folder = Path(folder)

@@ -11,8 +11,8 @@ the object.  Third-party code registers its own builders with the decorator::
 
 and then writes ``nets: {G: {name: my_gen, width: 16}}`` in a config.
 
-Each registry knows the modules that hold its built-in entries and imports them
-the first time it is looked up, so a name is found whatever was imported
+Each registry knows the packages (or modules) that hold its built-in entries and
+imports them the first time it is looked up, so a name is found whatever was imported
 before (no import-order tricks).  User code is imported by ``--import
 MODULE`` on the command line or the ``i2i.plugins`` entry-point group (see
 :mod:`i2i.plugins`).
@@ -100,9 +100,10 @@ class Registry:
         return len(self._builders)
 
 
-GENERATORS = Registry("generator", ("i2i.nn.generators", "i2i.nn.unit", "i2i.nn.tiramisu", "i2i.nn.cogan", "i2i.dehaze.physics"))
-DISCRIMINATORS = Registry("discriminator", ("i2i.nn.discriminators", "i2i.nn.autoencoder", "i2i.nn.cogan"))
-HEADS = Registry("projection head", ("i2i.nn.heads",))
+# the built-ins: a package imports its own modules, listed in its __init__.py only (i2i/nn, i2i/models ...)
+GENERATORS = Registry("generator", ("i2i.nn", "i2i.dehaze.physics"))
+DISCRIMINATORS = Registry("discriminator", ("i2i.nn",))
+HEADS = Registry("projection head", ("i2i.nn",))
 GAN_LOSSES = Registry("GAN loss", ("i2i.losses",))
 PENALTIES = Registry("penalty", ("i2i.losses",))
 MODELS = Registry("model", ("i2i.models",))

@@ -75,3 +75,10 @@ def skipped(log_path: str | Path) -> list[str]:
     except OSError:
         return []
     return list(dict.fromkeys(line for line in lines if line.strip()))
+
+
+def report_skipped(log_path: str | Path) -> None:
+    """Say on stderr how many items were skipped, if any, and where they are listed."""
+    if Path(log_path).is_file():
+        print(f"note: {len(skipped(log_path))} training item(s) could not be loaded and were skipped; listed in "
+              f"{log_path}", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .._version import __version__
 from ..errors import CheckpointError
 from ..utils import atomic_path
 
@@ -36,8 +37,6 @@ _LOW_SPACE = 256 * 2**20  #: less free space than this after a failed write: the
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` atomically: a write that fails (a full disk) leaves no part of it and every earlier
     checkpoint as it was, and is one line (:class:`CheckpointError`)."""
-    from .. import __version__
-
     path = Path(path)
     try:
         with atomic_path(path, sync=True) as tmp:
@@ -144,8 +143,6 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def check_version(path: Path, state: dict[str, Any]) -> None:
     """Refuse a checkpoint of a newer format; say so when another i2i version wrote it."""
-    from .. import __version__
-
     fmt, version = state.get("format", 1), state.get("i2i_version")
     if not isinstance(fmt, int) or fmt > FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {fmt!r} (written by i2i {version or 'unknown'}) is newer "

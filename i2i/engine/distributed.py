@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -136,6 +137,33 @@ def host_gather(values: list[int], info: DistInfo) -> list[list[int]]:
     out = [torch.empty_like(mine) for _ in range(info.world_size)]
     dist.all_gather(out, mine, group=info.host_group)
     return torch.stack(out).tolist()
+
+
+def agreed_batches(loader: Iterable[dict[str, Any]], info: DistInfo, stop: Callable[[Exception | None], None]
+                   ) -> Iterator[tuple[dict[str, Any], list[int] | None]]:
+    """``loader``'s batches, each with every process's batch size (None in one process).  When the loader fails,
+    ``stop(its error)`` (which raises); with several processes they agree on each batch first, so that a failure on
+    one stops all of them (``stop(None)`` on the others): a process without a batch cannot take part in the step's
+    collectives.  The agreement goes through host memory (:func:`host_gather`): it never waits for the device."""
+    it = iter(loader)
+    while True:
+        failure = None
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            failure = exc
+        shares = None
+        if info.enabled:
+            size = 0 if failure is not None else next((len(v) for v in batch.values() if torch.is_tensor(v)), 0)
+            agreed = host_gather([int(failure is not None), size], info)
+            failed, shares = any(f for f, _ in agreed), [n for _, n in agreed]
+        else:
+            failed = failure is not None
+        if failed:
+            stop(failure)
+        yield batch, shares
 
 
 def max_rank(value: int, device: torch.device) -> int:

@@ -11,16 +11,27 @@ later than the last healthy log step, with every learning rate multiplied by
 ``lr_factor``; after ``max_rollbacks`` rollbacks (or with no such checkpoint, or with
 several processes) it stops with one line instead.
 
-The decision is made on the values that are logged anyway, so it adds no wait on the device.
+The decision is made on the values that are logged anyway, so it adds no wait on the device
+(:class:`DivergenceHook`, after the logs).
 """
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import DivergenceConfig
 from ..errors import ConfigError
-from .checkpoint import list_checkpoints, step_of
+from . import distributed as dist
+from .checkpoint import checkpoint_dir, list_checkpoints, read_checkpoint, step_of
+from .guard import StopTraining
+from .hooks import Hook, RolledBack, StepEnd
+from .logger import RunLogger
+from .resume import cut_metrics
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 
 class DivergenceGuard:
@@ -84,3 +95,60 @@ class DivergenceGuard:
 
     def load_state_dict(self, state: dict) -> None:
         self.rollbacks = int(state.get("rollbacks", 0))
+
+
+class DivergenceHook(Hook):
+    """At log steps, shows the logged means to the trainer's :class:`DivergenceGuard` (with several processes,
+    which must agree, any process's verdict counts); when it says the run diverged, rolls back or stops."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def after_step(self, trainer: Trainer, state: StepEnd) -> None:
+        if not self.due(state):
+            return
+        guard = trainer.divergence
+        diverged = guard.observe(state.step, state.means)
+        if trainer.dist.enabled and guard.enabled:
+            diverged = dist.any_rank(diverged, trainer.device)
+        if diverged:
+            state.out = None  # (the step's outputs are not kept while the checkpoint loads)
+            self.roll_back(trainer)
+            raise RolledBack
+
+    @staticmethod
+    def roll_back(trainer: Trainer) -> None:
+        """Continue from the newest checkpoint written while the watched losses were healthy with lower learning
+        rates, or stop with one line."""
+        guard, cfg = trainer.divergence, trainer.cfg.train.divergence
+        what = f"training diverged at step {trainer.step}: {guard.describe()} for {cfg.patience} log steps"
+        target = guard.rollback_target(trainer.run_dir) if trainer.dist.is_main else None
+        why = ("a rollback is not done with several processes" if trainer.dist.enabled
+               else "no checkpoint of a healthy step is left to roll back to" if target is None
+               else f"after {guard.rollbacks} rollback(s) (train.divergence.max_rollbacks)"
+               if guard.rollbacks >= cfg.max_rollbacks else None)
+        if why is not None:
+            best = checkpoint_dir(trainer.run_dir) / "best.pt"
+            where = f"; the best checkpoint is {best}" if best.is_file() else ""
+            raise StopTraining(f"{what}; stopped: {why}{where} (lower the learning rate with --set, then --resume)")
+        keep = trainer.best, guard.rollbacks  # best.pt stays the best of the whole run; rollbacks keep counting
+        state = read_checkpoint(target, trainer.device)
+        trainer.load_state(state)
+        trainer.best, guard.rollbacks = keep
+        # the checkpoint's rates are those of its own number of rollbacks: scale them to this one's
+        scale = cfg.lr_factor ** (guard.rollbacks + 1 - int((state.get("divergence") or {}).get("rollbacks", 0)))
+        for group, opt in trainer.optimizers.items():
+            sched = trainer.schedulers[group]
+            sched.base_lrs = [lr * scale for lr in sched.base_lrs]
+            for pg in opt.param_groups:
+                pg["lr"] *= scale
+                if "initial_lr" in pg:
+                    pg["initial_lr"] *= scale
+        guard.rolled_back()
+        print(f"warning: {what}; rolled back to {target.name} with the learning rates x {cfg.lr_factor} "
+              f"(rollback {guard.rollbacks} of {cfg.max_rollbacks})", file=sys.stderr)
+        if trainer.logger:  # metrics.jsonl and TensorBoard hold each step once, as the run that goes on
+            trainer.logger.close()
+            cut_metrics(trainer.logger.metrics_path, trainer.step)
+            trainer.logger = RunLogger(trainer.run_dir, trainer.cfg.log.tensorboard, trainer.step + 1)
+        trainer.saved_step = trainer.step

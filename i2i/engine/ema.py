@@ -14,6 +14,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..snapshot import restored
+
 
 class EMA:
     def __init__(self, model: nn.Module, modules: list[nn.Module], decay: float, start: int = 0) -> None:
@@ -56,13 +58,8 @@ class EMA:
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
         """The averaged weights in the live modules for the duration (restored exactly after)."""
-        with torch.no_grad():
-            saved = {name: t.detach().clone() for name, t in self.tensors.items()}
-            for name, t in self.tensors.items():
-                t.copy_(self.shadow[name])
-        try:
-            yield
-        finally:
+        with restored(self.tensors.values()):
             with torch.no_grad():
                 for name, t in self.tensors.items():
-                    t.copy_(saved[name])
+                    t.copy_(self.shadow[name])
+            yield

@@ -27,8 +27,8 @@ from ..data import build_dataset, build_loader
 from ..data.skipping import one_line
 from ..errors import DataError
 from ..metrics import MetricSuite, higher_is_better, read_palette
-from ..models import preserved_buffers
 from ..nn.sync_bn import local_statistics
+from ..snapshot import restored
 from . import distributed as dist
 from .runtime import rng_state, set_rng_state
 
@@ -39,7 +39,7 @@ def untouched(model: nn.Module, device: torch.device | None = None) -> Iterator[
     rng = rng_state(device)
     modes = [(m, m.training) for m in model.modules()]
     try:
-        with preserved_buffers(model):
+        with restored(model.buffers()):
             yield
     finally:
         for m, mode in modes:

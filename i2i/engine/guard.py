@@ -52,19 +52,6 @@ def finite_grads(params: list[nn.Parameter], device: torch.device) -> torch.Tens
     return torch.isfinite(torch.stack([n.float().to(device) for n in _norms(grads)])).all()
 
 
-class BufferSnapshot:
-    """The model's buffers (batch-norm statistics...) before a step, to put back after a bad one."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.saved = [(b, b.detach().clone()) for b in model.buffers()]
-
-    @torch.no_grad()
-    def restore(self, bad: torch.Tensor | None = None) -> None:
-        """Put the buffers back (where the 0-dim bool ``bad`` is true, if given: decided on the device)."""
-        for buf, value in self.saved:
-            buf.copy_(value if bad is None else torch.where(bad.to(buf.device), value, buf))
-
-
 def finite_tensors(tensors: Iterable[tuple[str, Any]]) -> str | None:
     """The name of the first floating tensor holding NaN or Inf, else None."""
     for name, t in tensors:

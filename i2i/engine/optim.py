@@ -10,6 +10,9 @@ which equals a zero buffer's first update without dampening, the only kind the c
 """
 from __future__ import annotations
 
+import re
+import warnings
+
 import torch
 from torch import nn
 
@@ -90,3 +93,13 @@ def _on(flag: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def make_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, train: TrainConfig,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, train, steps_per_epoch))
+
+
+def step_schedulers(schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler], optim: dict[str, OptimConfig],
+                    unit: str) -> None:
+    """Step the schedule of each group whose ``unit`` ("iter" or "epoch") this is."""
+    for group, sched in schedulers.items():
+        if optim[group].unit == unit:
+            with warnings.catch_warnings():  # a group that no phase steps (an idle network) is fine
+                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+                sched.step()

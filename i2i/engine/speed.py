@@ -150,6 +150,15 @@ def out_of_memory(exc: BaseException) -> BaseException | None:
     return None
 
 
+def out_of_memory_line(exc: BaseException, step: int, batch: dict[str, Any], batch_size: int, amp: str) -> str:
+    """One line naming what sets a training step's memory: the batch size, the image size, mixed precision."""
+    shape = next((tuple(v.shape) for v in batch.values() if torch.is_tensor(v) and v.dim() == 4), None)
+    size = f", {shape[-2]} x {shape[-1]} px images" if shape else ""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return (f"out of memory in training step {step} (data.batch_size {batch_size}{size}, train.amp {amp}): {first}; "
+            "lower data.batch_size or data.crop_size, or use train.amp bf16")
+
+
 def _cause(exc: BaseException) -> str:
     """``Type: first line`` of the innermost cause of a compilation error (the compiler's own message)."""
     root = exc

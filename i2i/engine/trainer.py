@@ -4,60 +4,62 @@ The model says what an iteration computes (:mod:`i2i.models.base`): its
 optimizer groups, its phases and their losses.  The trainer runs it: device and
 mixed precision, one optimizer and lr schedule per group, frozen groups per
 phase, phase intervals, gradient clipping, distributed gradient averaging, the
-EMA of the inference networks, progress bar, logs, samples, evaluation and
-resumable checkpoints.  It names no model, network or group.
+EMA of the inference networks; after each step its hooks (:mod:`i2i.engine.hooks`)
+write logs, samples and resumable checkpoints, evaluate, and stop or roll back
+training when it must.  It names no model, network or group.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import re
-import signal
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..config import Config, to_dict
 from ..configure import check_model_fit
 from ..data import build_dataset, build_loader
-from ..data.skipping import SkipUnreadable, one_line, skipped
+from ..data.skipping import SkipUnreadable, one_line, report_skipped
 from ..errors import CheckpointError, DataError
 from ..models import build_model
 from ..nn.sync_bn import convert_sync_batchnorm
+from ..snapshot import Snapshot
 from . import distributed as dist
 from . import speed
-from .checkpoint import (checkpoint_dir, list_checkpoints, load_weights, prune_checkpoints, read_checkpoint,
-                         save_checkpoint)
-from .divergence import DivergenceGuard
+from .checkpoint import checkpoint_dir, load_weights, prune_checkpoints, save_checkpoint
+from .divergence import DivergenceGuard, DivergenceHook
 from .ema import EMA
 from ..losses import global_batch
-from .guard import BadStepGuard, BufferSnapshot, StopTraining, finite_grads, finite_state, not_finite
+from .guard import BadStepGuard, StopTraining, finite_grads, finite_state, not_finite
+from .hooks import (BadStepHook, CheckpointHook, EvalHook, Hook, LogHook, RolledBack, SampleHook, SignalHook, StepEnd,
+                    TimeBudget)
 from .logger import RunLogger
-from .optim import group_parameters, make_optimizer, make_scheduler, step_unless
+from .optim import group_parameters, make_optimizer, make_scheduler, step_schedulers, step_unless
 from .reducer import GradReducer
-from .resume import cut_metrics
 from .runtime import (LossScalers, autocast, check_amp, resolve_amp, rng_state, seed_everything, select_device,
-                      set_numerics,
-                      set_rng_state, step_generator)
+                      set_numerics, set_rng_state, step_generator)
 from .signals import StopSignals
-
-
-def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
-    return speed.to_device(batch, device, channels_last)
-
-
-def _batch_size(batch: dict[str, Any]) -> int:
-    return next((len(v) for v in batch.values() if torch.is_tensor(v)), 0)
 
 
 def _set_requires_grad(params, flag: bool) -> None:
     for p in params:
         p.requires_grad_(flag)
+
+
+def training_hooks(cfg: Config, trainer: Trainer) -> list[Hook]:
+    """What a run of ``cfg`` does after each step (:mod:`i2i.engine.hooks`), in the order it is done."""
+    every = cfg.log.every  # the hooks that read values from the device act at log steps
+    hooks: list[Hook] = [TimeBudget(cfg.train.time_budget_min, every)] if cfg.train.time_budget_min else []
+    hooks += [LogHook(every, cfg.log.progress, cfg.train.name or "train"), BadStepHook(every)]
+    if cfg.train.divergence.watch:
+        hooks.append(DivergenceHook(every))
+    hooks.append(SampleHook(cfg.log.sample_every))
+    if cfg.eval.every:  # every process scores its share of the validation set
+        from .evaluate import Evaluator  # (the metrics are imported only for runs that evaluate)
+
+        hooks.append(EvalHook(cfg.eval, Evaluator(cfg, trainer.device, trainer.dist.rank, trainer.dist.world_size)))
+    return hooks + [CheckpointHook(cfg.train.checkpoint_every), SignalHook(every)]
 
 
 class Trainer:
@@ -110,16 +112,13 @@ class Trainer:
                                    until="the steps up to the next log step" if self.dist.enabled else "this step")
         self.shares: list[int] | None = None  # every process's size of the current batch (several processes)
         self.updates: int | torch.Tensor = 0  #: optimizer steps made by this process (on the device once counting)
-        self._saved_step = -1
+        self.saved_step = -1  #: the step whose state is in its step checkpoint already (no second write)
+        self.last_checkpoint: Path | None = None  #: the step checkpoint written last
         if resume is not None:
-            self._load_state(resume)
+            self.load_state(resume)
         purge = self.step + 1 if resume is not None else None
         self.logger = RunLogger(self.run_dir, cfg.log.tensorboard, purge) if self.dist.is_main else None
-        self.evaluator = None
-        if cfg.eval.every:  # every process scores its share of the validation set
-            from .evaluate import Evaluator
-
-            self.evaluator = Evaluator(cfg, self.device, self.dist.rank, self.dist.world_size)
+        self.hooks = training_hooks(cfg, self)
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -129,9 +128,9 @@ class Trainer:
         model.train()
         if self.dist.enabled:  # rank 0's batch-norm statistics (none under train.sync_bn: the same everywhere)
             dist.broadcast_statistics(model)
-        batch = _to_device(batch, self.device, self.cfg.train.channels_last)
+        batch = speed.to_device(batch, self.device, self.cfg.train.channels_last)
         model.start_step(step_generator(self.cfg.train.seed, self.step, self.device))  # the same on every process
-        buffers = BufferSnapshot(model)
+        buffers = Snapshot(model.buffers())  # batch-norm statistics... to put back after a bad step
         guard.start_step()
         due = [phase for phase in model.phases() if self.step % phase.every == 0]
         with global_batch.shares(self.shares):  # every process's batch size: random draws for the global batch
@@ -171,7 +170,7 @@ class Trainer:
                 _set_requires_grad(frozen, True)
                 logs.update(phase_logs)
         buffers.restore(guard.end_step(self.step + 1))  # the batch-norm statistics of a bad step are put back
-        self._step_schedulers("iter")
+        step_schedulers(self.schedulers, self.cfg.optim, "iter")
         if self.ema is not None:
             self.ema.update(self.step + 1)
         return logs, out
@@ -189,151 +188,82 @@ class Trainer:
         return min(by_epochs, t.max_steps) if t.max_steps and by_epochs else (t.max_steps or by_epochs)
 
     def fit(self) -> Path | None:
-        """Train until the last epoch or ``max_steps``; return the last checkpoint."""
-        cfg, total, start = self.cfg, self.total_steps, self.step
-        bar = tqdm(total=total, initial=self.step, desc=cfg.train.name or "train", unit="it",
-                   disable=not (cfg.log.progress and self.dist.is_main), dynamic_ncols=True)
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        count, tic, last = 0, time.perf_counter(), None
-        finished = False
-        deadline = time.monotonic() + 60 * cfg.train.time_budget_min if cfg.train.time_budget_min else math.inf
+        """Train until the last epoch or ``max_steps``: each step, then the hooks; return the last checkpoint."""
+        start, total = self.step, self.total_steps
         try:
-            self.signals.__enter__()
+            for hook in self.hooks:
+                hook.before_fit(self)
+            finished = False
             while not finished and self.step < total:
                 if self.signals.requested is not None and not self.dist.enabled:  # a pass without a step
-                    raise self._stop_on_signal()
-                self.sampler.set_epoch(self.epoch, self.batch_in_epoch * cfg.data.batch_size)
-                self.loader_rng.manual_seed(cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
-                stepped = False
-                for batch in self._batches():
-                    stepped = True
-                    try:
-                        logs, out = self.train_step(batch)
-                    except Exception as exc:
-                        oom = speed.out_of_memory(exc)
-                        if oom is None:
-                            raise
-                        raise self._out_of_memory(batch, oom) from None
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    epoch_done = self.batch_in_epoch >= self.steps_per_epoch
-                    for k, v in logs.items():  # kept on the device until logged
-                        sums[k] = sums[k] + v if k in sums else v.float()
-                        counts[k] = counts.get(k, 0) + 1
-                    count += 1
-                    bar.update(1)
-                    finished = self.step >= total
-                    log_step = self.step % cfg.log.every == 0 or finished
-                    if deadline != math.inf:  # several processes agree at log steps (a step does not wait)
-                        over = time.monotonic() > deadline
-                        if self.dist.enabled:
-                            over = log_step and dist.any_rank(over, self.device)
-                        finished = finished or over
-                        log_step = log_step or finished
-                    bad_steps = False
-                    if log_step:
-                        bad_steps = self.guard.read()  # warns of bad steps since the last log step
-                        means = {k: float(v) / counts[k] for k, v in sums.items()}
-                        means.update(self.model.loss_logs())
-                        means.update({f"lr_{g}": o.param_groups[0]["lr"] for g, o in self.optimizers.items()})
-                        means["sec_per_it"] = (time.perf_counter() - tic) / count
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in list(means.items())[:6]})
-                        if self.logger:
-                            self.logger.scalars(self.step, means)
-                        sums, counts, count, tic = {}, {}, 0, time.perf_counter()
-                        diverged = self.divergence.observe(self.step, means)
-                        if self.dist.enabled and self.divergence.enabled:
-                            diverged = dist.any_rank(diverged, self.device)
-                        if diverged and not bad_steps:
-                            del out
-                            self._roll_back()  # back to an earlier step: the epoch's batches start again
-                            break
-                    if self.logger and (self.step % cfg.log.sample_every == 0 or finished):
-                        self.logger.samples(self.step, self.model.visuals(_to_device(batch, self.device), out))
-                    eval_error = None
-                    if self.evaluator and (self.step % cfg.eval.every == 0 or finished):
-                        try:
-                            self.evaluate()
-                        except DataError as exc:  # stop, but with this step checkpointed (below)
-                            eval_error = exc
-                    if epoch_done:
-                        self._end_epoch()
-                    if self.step % cfg.train.checkpoint_every == 0 or epoch_done or finished:
-                        last = self.save() or last
-                    del out  # not alive during the next step (it would keep this step's tensors)
-                    if bad_steps:
-                        raise self._stop_on_bad_steps()
-                    if eval_error is not None:
-                        path = self.save()
-                        raise StopTraining(f"training stopped at step {self.step}: evaluation: {one_line(eval_error)}"
-                                           + (f"; checkpoint {path} (fix the data, then --resume)" if path else ""))
-                    if not finished and self._signalled(log_step):  # (a run that just finished has finished)
-                        raise self._stop_on_signal()
-                    if finished or epoch_done:
-                        break
-                if not stepped:  # nothing left of this epoch: the next one, never the same empty pass again
-                    if self.batch_in_epoch == 0:
-                        raise StopTraining(f"training stopped at step {self.step}: the training data gave no batch "
-                                           f"in epoch {self.epoch + 1}")
-                    self._end_epoch()
+                    raise self.stop_on_signal()
+                self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.cfg.data.batch_size)
+                self.loader_rng.manual_seed(self.cfg.train.seed * 100003 + self.epoch * 1009 + self.dist.rank)
+                try:
+                    finished = self._train_pass(total)
+                except RolledBack:  # back to an earlier step: the epoch's batches start again
+                    pass
         finally:
-            self.signals.__exit__(None, None, None)
-            bar.close()
+            for hook in self.hooks:
+                hook.after_fit(self)
             if self.logger:
                 self.logger.close()
-            self._report_skipped()
+            if self.dist.is_main:
+                report_skipped(self.skip_list)
             dist.barrier()
         if self.step > start and not self.updates:
+            last = self.last_checkpoint
             raise StopTraining(f"no update was made: all {self.step - start} step(s) of this run were skipped "
                                f"(non-finite {self.guard.first}); the weights are as they started"
                                + (f", checkpoint {last}" if last else ""))
-        return last
+        return self.last_checkpoint
 
-    def _signalled(self, log_step: bool) -> bool:
-        """A signal was received (with several processes: by any, asked at log steps only, so that a step does
-        not wait for the device)."""
-        number = int(self.signals.requested or 0)
-        if self.dist.enabled:  # the signal of the process that got one, on every process
-            number = dist.max_rank(number, self.device) if log_step else 0
-            if number and self.signals.requested is None:
-                self.signals.requested = signal.Signals(number)
-        return bool(number)
+    def _train_pass(self, total: int) -> bool:
+        """The steps of the rest of this epoch (fewer if the run ends first); True when the run has ended."""
+        stepped = False
+        for batch in self._batches():
+            stepped = True
+            try:
+                logs, out = self.train_step(batch)
+            except Exception as exc:
+                oom = speed.out_of_memory(exc)
+                if oom is None:
+                    raise
+                raise StopTraining(speed.out_of_memory_line(oom, self.step + 1, batch, self.cfg.data.batch_size,
+                                                            self.amp)) from None
+            self.step += 1
+            self.batch_in_epoch += 1
+            state = StepEnd(self.step, batch, logs, out, last=self.step >= total,
+                            epoch_done=self.batch_in_epoch >= self.steps_per_epoch)
+            del logs, out
+            for hook in self.hooks:
+                hook.after_step(self, state)
+            if state.epoch_done:
+                self._end_epoch()
+                for hook in self.hooks:
+                    hook.after_epoch(self, state)
+            if state.last or state.epoch_done:
+                return state.last
+            del state  # (its outputs are not kept alive during the next step)
+        if not stepped:  # nothing left of this epoch: the next one, never the same empty pass again
+            if self.batch_in_epoch == 0:
+                raise StopTraining(f"training stopped at step {self.step}: the training data gave no batch "
+                                   f"in epoch {self.epoch + 1}")
+            self._end_epoch()
+        return False
 
     def _batches(self):
-        """The loader's batches; a loader that fails (broken data, workers ended by a signal) stops
-        training with a checkpoint of the last completed step.  With several processes they agree on
-        each batch, so that a failure on one stops all of them (none waits for it in a collective): a
-        process without a batch cannot take part in the step's collectives.  The agreement goes through
-        host memory (:func:`i2i.engine.distributed.host_gather`), so it never waits for the device, and
-        brings every process's batch size along (random draws for the global batch need it)."""
-        it = iter(self.loader)
-        while True:
-            failure = None
-            try:
-                batch = next(it)
-            except StopIteration:
-                return
-            except Exception as exc:
-                if self.signals.requested is not None and not self.dist.enabled:
-                    raise self._stop_on_signal() from None
-                failure = exc
-            if self.dist.enabled:
-                size = 0 if failure is not None else _batch_size(batch)
-                agreed = dist.host_gather([int(failure is not None), size], self.dist)
-                stop, self.shares = any(f for f, _ in agreed), [n for _, n in agreed]
-            else:
-                stop = failure is not None
-            if stop:
-                self._stop_on_data_failure(failure)
+        """The loader's batches (:func:`i2i.engine.distributed.agreed_batches`); a loader that fails (broken data,
+        workers ended by a signal) stops training with a checkpoint of the last completed step."""
+        for batch, self.shares in dist.agreed_batches(self.loader, self.dist, self._stop_on_data_failure):
             yield batch
 
     def _stop_on_data_failure(self, failure: Exception | None) -> None:
         """Stop every process: rank 0 checkpoints; a data error is one line (the first failing rank's)."""
         lines = dist.all_gather_object(one_line(failure) if isinstance(failure, DataError) else
                                        (f"{type(failure).__name__} in the data loader" if failure else None))
-        if self.signals.requested is not None and not isinstance(failure, DataError):  # workers ended by a signal
-            raise self._stop_on_signal() from None
+        if self.signals.requested is not None and not (self.dist.enabled and isinstance(failure, DataError)):
+            raise self.stop_on_signal() from None  # (a signal may have ended the loader's workers)
         path = self.save()
         if failure is not None and not isinstance(failure, DataError):
             raise failure
@@ -342,16 +272,7 @@ class Trainer:
         raise StopTraining(f"training stopped at step {self.step}: {where}{first[1]}"
                            + (f"; checkpoint {path} (fix the data, then --resume)" if path else "")) from None
 
-    def _out_of_memory(self, batch: dict[str, Any], exc: BaseException) -> StopTraining:
-        """One line naming what sets the step's memory: the batch size, the image size, mixed precision."""
-        shape = next((tuple(v.shape) for v in batch.values() if torch.is_tensor(v) and v.dim() == 4), None)
-        size = f", {shape[-2]} x {shape[-1]} px images" if shape else ""
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        return StopTraining(f"out of memory in training step {self.step + 1} (data.batch_size "
-                            f"{self.cfg.data.batch_size}{size}, train.amp {self.amp}): {first}; lower "
-                            "data.batch_size or data.crop_size, or use train.amp bf16")
-
-    def _stop_on_signal(self) -> StopTraining:
+    def stop_on_signal(self) -> StopTraining:
         """Checkpoint the state after the last completed step; exit code 128 + the signal number."""
         path = self.save()
         name = self.signals.requested.name if self.signals.requested is not None else "a signal"
@@ -360,44 +281,10 @@ class Trainer:
         exc.exit_code = self.signals.exit_code
         return exc
 
-    def _report_skipped(self) -> None:
-        if self.dist.is_main and self.skip_list.is_file():
-            n = len(skipped(self.skip_list))
-            print(f"note: {n} training item(s) could not be loaded and were skipped; listed in {self.skip_list}",
-                  file=sys.stderr)
-
     def _end_epoch(self) -> None:
         self.epoch += 1
         self.batch_in_epoch = 0
-        self._step_schedulers("epoch")
-
-    def _step_schedulers(self, unit: str) -> None:
-        for group, sched in self.schedulers.items():
-            if self.cfg.optim[group].unit == unit:
-                with warnings.catch_warnings():  # a group that no phase steps (an idle network) is fine
-                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
-                    sched.step()
-
-    def inference_weights(self):
-        """Context in which the model holds the weights evaluation uses (EMA unless ``eval.ema: false``)."""
-        if self.ema is not None and self.cfg.eval.ema:
-            return self.ema.applied()
-        return contextlib.nullcontext()
-
-    def evaluate(self) -> dict[str, float]:
-        html = self.run_dir / "eval" / f"step_{self.step:07d}" if self.cfg.eval.html else None
-        with self.inference_weights():
-            scores = self.evaluator.run(self.model, html)
-        if not self.dist.is_main:  # the same scores on every process; rank 0 logs and saves
-            return scores
-        self.logger.scalars(self.step, scores, prefix="eval")
-        key = self.cfg.eval.best
-        if key and key in scores:
-            better = self.evaluator.is_better(key, scores[key], self.best)
-            if better and finite_state(self.model, self.ema) is None:
-                self.best = scores[key]
-                save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "best.pt")
-        return scores
+        step_schedulers(self.schedulers, self.cfg.optim, "epoch")
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -424,70 +311,19 @@ class Trainer:
         if not self.dist.is_main:
             return None
         path = checkpoint_dir(self.run_dir) / f"step_{self.step:07d}.pt"
-        if self._saved_step == self.step and path.is_file():  # this very state is on disk already
+        if self.saved_step == self.step and path.is_file():  # this very state is on disk already
+            self.last_checkpoint = path
             return path
         bad = finite_state(self.model, self.ema)
         if bad is not None:
             print(f"warning: step {self.step}: no checkpoint written: {bad} holds non-finite values", file=sys.stderr)
             return None
         save_checkpoint(self.state_dict(), path)
-        self._saved_step = self.step
+        self.saved_step, self.last_checkpoint = self.step, path
         prune_checkpoints(self.run_dir, self.cfg.train.keep_last)
         return path
 
-    def _stop_on_bad_steps(self) -> StopTraining:
-        """Checkpoint the last good state (no bad step changed the weights) and say what went wrong."""
-        guard = self.guard
-        later = f" up to step {guard.hit}, and no update since" if guard.hit != self.step else ""
-        what = (f"training stopped at step {self.step}: non-finite {guard.first} for {guard.streak} steps in a row"
-                f"{later} (train.max_bad_steps)")
-        path = self.save()
-        if not self.dist.is_main:
-            return StopTraining(what)
-        if path is None:
-            saved = list_checkpoints(self.run_dir)
-            where = f"; the newest good checkpoint is {saved[-1]}" if saved else ""
-            return StopTraining(f"{what}; the model state is no longer finite{where}")
-        return StopTraining(f"{what}; the last good state is saved in {path} (lower the learning rate with --set, "
-                            "or check the data, then --resume)")
-
-    def _roll_back(self) -> None:
-        """The watched losses diverged (:mod:`i2i.engine.divergence`): continue from the newest checkpoint written
-        while they were healthy with lower learning rates, or stop with one line."""
-        guard, cfg = self.divergence, self.cfg.train.divergence
-        what = f"training diverged at step {self.step}: {guard.describe()} for {cfg.patience} log steps"
-        target = guard.rollback_target(self.run_dir) if self.dist.is_main else None
-        why = ("a rollback is not done with several processes" if self.dist.enabled
-               else "no checkpoint of a healthy step is left to roll back to" if target is None
-               else f"after {guard.rollbacks} rollback(s) (train.divergence.max_rollbacks)"
-               if guard.rollbacks >= cfg.max_rollbacks else None)
-        if why is not None:
-            best = checkpoint_dir(self.run_dir) / "best.pt"
-            where = f"; the best checkpoint is {best}" if best.is_file() else ""
-            raise StopTraining(f"{what}; stopped: {why}{where} (lower the learning rate with --set, then --resume)")
-        keep = self.best, guard.rollbacks  # best.pt stays the best of the whole run; rollbacks keep counting
-        state = read_checkpoint(target, self.device)
-        self._load_state(state)
-        self.best, guard.rollbacks = keep
-        # the checkpoint's rates are those of its own number of rollbacks: scale them to this one's
-        scale = cfg.lr_factor ** (guard.rollbacks + 1 - int((state.get("divergence") or {}).get("rollbacks", 0)))
-        for group, opt in self.optimizers.items():
-            sched = self.schedulers[group]
-            sched.base_lrs = [lr * scale for lr in sched.base_lrs]
-            for pg in opt.param_groups:
-                pg["lr"] *= scale
-                if "initial_lr" in pg:
-                    pg["initial_lr"] *= scale
-        guard.rolled_back()
-        print(f"warning: {what}; rolled back to {target.name} with the learning rates x {cfg.lr_factor} "
-              f"(rollback {guard.rollbacks} of {cfg.max_rollbacks})", file=sys.stderr)
-        if self.logger:  # metrics.jsonl and TensorBoard hold each step once, as the run that goes on
-            self.logger.close()
-            cut_metrics(self.logger.metrics_path, self.step)
-            self.logger = RunLogger(self.run_dir, self.cfg.log.tensorboard, self.step + 1)
-        self._saved_step = self.step
-
-    def _load_state(self, state: dict) -> None:
+    def load_state(self, state: dict) -> None:
         """Continue from a checkpoint; ``CheckpointError`` (one line) if it does not fit this config's model."""
         name = self.cfg.model.name
         was = (state.get("config") or {}).get("model", {})

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..config import Config, ModelSettings
+from ..snapshot import restored
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,9 @@ class Phase:
     grad_through_outputs: bool = False  #: backpropagates through ``generate``'s outputs
 
 
-@contextlib.contextmanager
-def preserved_buffers(module: nn.Module) -> Iterator[None]:
+def preserved_buffers(module: nn.Module) -> contextlib.AbstractContextManager:
     """Restore every buffer of ``module`` (batch-norm running statistics...) on exit."""
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for buf, value in saved:
-                buf.copy_(value)
+    return restored(module.buffers())
 
 
 class Model(nn.Module):
