@@ -277,7 +277,7 @@ def _download_command(args) -> int:
         target = download(args.name, args.root, force=args.force, base_url=args.base_url,
                           progress=not args.no_progress)
     except KeyboardInterrupt:
-        print("interrupted; nothing was installed", file=sys.stderr)
+        print("error: interrupted; nothing was installed", file=sys.stderr)
         return 130
     spec = resolve(args.name)
     print(f"{args.name}: installed in {target} (use data.kind: {spec.kind}, data.root: {target})")
