@@ -8,7 +8,6 @@ tests/test_cli_fuzz.py`` runs more examples per command than the suite's 40.
 """
 import contextlib
 import io
-import json
 import os
 import shutil
 import tempfile
@@ -16,18 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from i2i.cli.eval import main as eval_main
 from i2i.cli.export import main as export_main
+from i2i.cli.import_reference import main as import_main
 from i2i.cli.make_haze import main as make_haze_main
 from i2i.cli.sample import main as sample_main
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.data.download import main as download_main
 from i2i.data.io import write_image
+from i2i.nn import build_discriminator, build_generator
 from reliability_helpers import TINY_NETS
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_N", 40)), deadline=None, database=None,
@@ -64,6 +66,12 @@ def _world(root: Path) -> None:
     shutil.move(root / "runs" / "tiny", root / "run")
     shutil.rmtree(root / "runs")
     shutil.copy(sorted((root / "run" / "checkpoints").glob("*.pt"))[-1], root / "ckpt.pt")
+    (root / "ref").mkdir()  # generator and discriminator files as the reference repositories save them
+    torch.manual_seed(0)
+    for name in ("G_A", "G_B", "D_A"):
+        net = (build_generator({"name": "resnet", "ngf": 4, "n_blocks": 1, "norm": "instance"}, 3, 3)
+               if name.startswith("G") else build_discriminator({"name": "patchgan", "ndf": 4, "n_layers": 1}, 3))
+        torch.save(net.state_dict(), root / "ref" / f"latest_net_{name}.pth")
 
 
 @contextlib.contextmanager
@@ -241,19 +249,20 @@ eval_lines = command_lines(
     {"--pred": choice("imgs", "target", bad=st.sampled_from(["empty", "notes.txt", "nope", "aligned", ""]))},
     {"--target": choice("target", "imgs", bad=st.sampled_from(["empty", "nope", "labels", "aligned"])),
      "--metrics": choice("psnr", "ssim", "psnr,ssim", "psnr_y,ssim_y", "seg", "psnr,seg",
-                         bad=st.one_of(text, st.sampled_from(["fid", "", ",", "x", "is"]))),
+                         bad=st.one_of(text, st.sampled_from(["fid", "", ",", "x", "is", "lpips"]))),
      "--json": paths, "--batch-size": ints(1, 3), "--device": devices,
      "--palette": choice("palette.txt", bad=st.sampled_from(["notes.txt", "imgs/a.png", "nope", "ckpt.pt"])),
      "--labels": choice("labels", bad=st.sampled_from(["imgs", "empty", "nope"])), "--ignore-index": ints(0, 3),
      "--max-pixels": ints(0, 500), "--html": paths,
      "--input": choice("imgs", "target", bad=st.sampled_from(["aligned", "nope", "empty"])),
-     "--inception-weights": st.sampled_from(["notes.txt", "ckpt.pt", "nope"])})
+     "--inception-weights": st.sampled_from(["notes.txt", "ckpt.pt", "nope"])},
+    ("--offline",))
 
 export_lines = command_lines(
-    {"--checkpoint": checkpoints, "--format": choice("torchscript", bad=st.sampled_from(["onnx", "x"])),
+    {"--checkpoint": checkpoints, "--format": choice("torchscript", "safetensors", bad=st.sampled_from(["onnx", "x"])),
      "--output": paths},
     {"--direction": choice("AtoB", "BtoA"), "--opset": ints(1, 30), "--weights": weights},
-    ("--overwrite",))
+    ("--overwrite", "--offline"))
 
 sample_lines = command_lines(
     {"--checkpoint": checkpoints, "--output": paths},
@@ -267,6 +276,18 @@ make_haze_lines = command_lines(
      "--beta": st.lists(floats(0, 3), min_size=1, max_size=2), "--per-image": ints(1, 3),
      "--airlight": st.lists(floats(0, 1), min_size=1, max_size=2), "--seed": ints(0, 9)},
     ("--overwrite",))
+
+
+import_lines = command_lines(
+    {"--model": choice("cyclegan", "pix2pix", "cut", bad=st.sampled_from(["unit", ""])), "--output": paths},
+    {"--arch": choice("resnet_9blocks", "unet_256", bad=text), "--set": set_values.map(lambda v: f"data.root={v}")})
+
+
+@st.composite
+def reference_lines(draw):
+    files = draw(st.lists(choice("ref/latest_net_G_A.pth", "ref/latest_net_G_B.pth", bad=st.sampled_from(
+        ["ref/latest_net_D_A.pth", "ckpt.pt", "notes.txt", "imgs/a.png", "nope.pth"])), min_size=1, max_size=3))
+    return files + draw(import_lines)
 
 
 @st.composite
@@ -320,104 +341,13 @@ def test_i2i_make_haze(world, argv):
 
 
 @FUZZ
+@given(argv=reference_lines())
+def test_i2i_import(world, argv):
+    check(world, import_main, argv)
+
+
+@FUZZ
 @given(argv=download_lines())
 def test_i2i_download(world, argv, monkeypatch):
     monkeypatch.setenv("I2I_DATASETS_URL", "http://127.0.0.1:9")  # never the network
     check(world, download_main, argv)
-
-
-# ------------------------------------------------------------------------------------ what the fuzz found
-def one_line(capsys) -> str:
-    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("note: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
-
-
-def _images(*folders):
-    for folder in folders:
-        write_image(folder / "a.png", np.zeros((8, 8, 3), np.uint8))
-
-
-def test_files_read_as_text_that_are_not_text_are_one_line(tmp_path, capsys):
-    """A palette, a config or an earlier haze.csv that holds binary bytes: one line naming the file."""
-    _images(tmp_path / "pred", tmp_path / "target")
-    binary = tmp_path / "pic.png"
-    write_image(binary, np.zeros((4, 4, 3), np.uint8))
-    assert eval_main(["--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"), "--metrics", "psnr",
-                      "--palette", str(binary)]) == 1
-    assert one_line(capsys).startswith(f"error: {binary}:1: expected 'index R G B', got '")
-    assert train_main(["--config", str(binary)]) == 2
-    assert one_line(capsys) == f"error: {binary}: not a text file (not UTF-8); give a YAML config"
-    out = tmp_path / "haze"
-    out.mkdir()
-    (out / "haze.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    assert make_haze_main(["--input", str(tmp_path / "pred"), "--output", str(out)]) == 1
-    assert one_line(capsys).startswith(f"error: {out / 'haze.csv'}: not a parameter table of i2i-make-haze (")
-    assert sorted(p.name for p in out.iterdir()) == ["haze.csv"]  # refused before anything is written
-    assert (out / "haze.csv").read_bytes() == b"\x89PNG\r\n\x1a\n\xff\xfe"
-
-
-def test_an_earlier_haze_table_is_merged(tmp_path, capsys):
-    _images(tmp_path / "in")
-    out = tmp_path / "out"
-    assert make_haze_main(["--input", str(tmp_path / "in"), "--output", str(out), "--per-image", "1"]) == 0
-    assert make_haze_main(["--input", str(tmp_path / "in"), "--output", str(out), "--per-image", "2"]) == 0
-    rows = (out / "haze.csv").read_text().splitlines()
-    assert rows[0] == "hazy,clear,beta,airlight,depth" and [r.split(",")[0] for r in rows[1:]] == ["hazy/a_1.png", "hazy/a_2.png"]
-
-
-def test_download_arguments_and_file_system_errors_are_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("I2I_DATASETS_URL", "http://127.0.0.1:9")
-    for url in ("not a url", "http://[::1"):  # no scheme; an IPv6 host cut short
-        assert download_main(["facades", "--root", str(tmp_path / "d"), "--base-url", url]) == 2
-        assert "not a URL i2i can download from" in one_line(capsys)
-    assert not (tmp_path / "d").exists()  # refused before anything is made
-    (tmp_path / "file").write_text("x")
-    assert download_main(["facades", "--root", str(tmp_path / "file")]) == 2
-    assert one_line(capsys) == f"error: --root {tmp_path / 'file'}: is a file, not a folder"
-    assert download_main(["facades", "--root", str(tmp_path / "file" / "sub")]) == 2
-    assert "lies under" in one_line(capsys)
-    assert download_main(["facades", "--root", str(tmp_path / "d")]) == 1  # nothing listens on port 9
-    assert one_line(capsys).startswith("error: download failed: http://127.0.0.1:9/pix2pix/datasets/facades.tar.gz")
-
-
-def test_sizes_beyond_the_pixel_limit_are_refused_before_anything_runs(world, tmp_path, capsys, monkeypatch):
-    """--resize of i2i-translate and data.load_size / crop_size of a run: N x N within the pixel limit."""
-    out = tmp_path / "out"
-    assert translate_main(["--checkpoint", str(world / "ckpt.pt"), "--input", str(world / "imgs"), "--output", str(out),
-                           "--resize", str(2**31)]) == 2
-    assert one_line(capsys) == (f"error: --resize {2**31}: {2**31} x {2**31} pixels is more than the pixel limit "
-                                "(67108864; --max-pixels or $I2I_MAX_PIXELS)")
-    assert translate_main(["--method", "dcp", "--input", str(world / "imgs"), "--output", str(out),
-                           "--resize", "40", "--max-pixels", "1599"]) == 2
-    assert "--resize 40: 40 x 40 pixels is more than the pixel limit (1599;" in one_line(capsys)
-    assert not out.exists()
-    assert translate_main(["--method", "dcp", "--input", str(world / "imgs"), "--output", str(out),
-                           "--resize", "40", "--max-pixels", "1600"]) == 0
-    capsys.readouterr()
-    cfg = str(world / "cfg.yaml")
-    runs = tmp_path / "runs"
-    for sets, key, size in ((["data.load_size=100000", "data.crop_size=64"], "load_size", 100000),
-                            (["data.preprocess=crop", "data.crop_size=9000"], "crop_size", 9000)):
-        assert train_main(["--config", cfg, "--set", f"train.out_dir={runs}", *sets]) == 2
-        assert one_line(capsys) == (f"error: data.{key}: {size} x {size} pixels is more than the pixel limit "
-                                    "(67108864; data.max_pixels or $I2I_MAX_PIXELS)")
-    monkeypatch.setenv("I2I_MAX_PIXELS", "1000")
-    assert train_main(["--config", cfg, "--set", f"train.out_dir={runs}"]) == 2
-    assert "error: data.load_size: 36 x 36 pixels is more than the pixel limit (1000;" in one_line(capsys)
-    assert not runs.exists()  # no run folder left behind
-
-
-def test_eval_json_where_its_html_page_writes_is_refused(tmp_path, capsys):
-    _images(tmp_path / "pred", tmp_path / "target")
-    page = tmp_path / "page"
-    base = ["--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"), "--metrics", "psnr",
-            "--html", str(page)]
-    for json_path in (page / "index.html", page / "img" / "r.json", page / "results.json", page):
-        assert eval_main([*base, "--json", str(json_path)]) == 2
-        assert one_line(capsys) == (f"error: --json {json_path}: lies inside the --html folder {page}, where the page "
-                                    "is written; give a path outside it")
-    assert not page.exists()
-    assert eval_main([*base, "--json", str(tmp_path / "results.json")]) == 0
-    assert json.loads((tmp_path / "results.json").read_text())["metrics"]["psnr"] == "inf"
-    assert (page / "index.html").is_file()
