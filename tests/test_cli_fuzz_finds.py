@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from i2i.cli.eval import main as eval_main
+from i2i.cli.export import main as export_main
 from i2i.cli.make_haze import main as make_haze_main
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
@@ -108,3 +109,15 @@ def test_eval_json_where_its_html_page_writes_is_refused(tmp_path, capsys):
     assert eval_main([*base, "--json", str(tmp_path / "results.json")]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["metrics"]["psnr"] == "inf"
     assert (page / "index.html").is_file()
+
+
+def test_an_onnx_export_is_the_binary_format_whatever_its_file_name(tmp_path, capsys):
+    """onnx would choose a text format by the name's extension (.json, .txt), which onnxruntime cannot read."""
+    import onnx
+
+    assert train_main(["--config", str(tiny_config(tmp_path)), "--set", "train.max_steps=1"]) == 0
+    for name in ("model.json", "model.txt"):
+        out = tmp_path / name
+        assert export_main(["--checkpoint", str(tmp_path / "runs" / "tiny"), "--format", "onnx",
+                            "--output", str(out)]) == 0
+        assert len(onnx.load(str(out), format="protobuf").graph.node) > 0
