@@ -56,3 +56,10 @@ def test_sliced_wasserstein_of_a_shift():
     assert sliced_wasserstein(x, x) == 0.0
     # shifting by v moves every projection on u by v.u: E|v.u| = 2|v|/pi for uniform directions in 2-D
     assert abs(sliced_wasserstein(x, x + torch.tensor([1.0, 0.0]), n_proj=4000) - 2 / np.pi) < 0.02
+
+
+def test_the_default_output_is_an_ignored_folder():
+    """Run in a clone, the tool leaves the repository's files (docs/loss_zoo) alone."""
+    args = _tool().parse_args([])
+    assert Path(args.out) == Path("results/loss_zoo") and args.report is None  # report: results/loss_zoo.md
+    assert "/results/" in (ROOT / ".gitignore").read_text().splitlines()

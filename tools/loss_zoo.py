@@ -11,7 +11,7 @@ discriminator are trained with a fixed seed; 2000 samples are then scored:
 Writes one small PNG per variant and a combined grid under ``--out``, a JSON
 table beside them, and a Markdown report (``--report``)::
 
-    python tools/loss_zoo.py                        # default: 2000 G steps per variant
+    python tools/loss_zoo.py                        # 2000 G steps per variant, into results/loss_zoo/
     python tools/loss_zoo.py --quick --out /tmp/zoo # seconds, for smoke tests
 """
 from __future__ import annotations
@@ -133,7 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--variants", nargs="*", default=None, help=f"subset of: {', '.join(RECIPES)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: tiny nets)")
-    p.add_argument("--out", default="docs/loss_zoo", help="folder of the PNGs and JSON")
+    p.add_argument("--out", default="results/loss_zoo", help="folder of the PNGs and JSON (default: %(default)s)")
     p.add_argument("--report", default=None, help="Markdown report (default: OUT.md)")
     p.add_argument("--per-variant-png", action=argparse.BooleanOptionalAction, default=True)
     return p.parse_args(argv)

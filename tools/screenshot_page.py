@@ -3,7 +3,7 @@
 
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package (test extras):
 
-    python tools/screenshot_page.py results/gallery/index.html docs/gallery_sots.png --sort psnr
+    python tools/screenshot_page.py results/gallery/index.html results/gallery_sots.png --sort psnr
 """
 from __future__ import annotations
 

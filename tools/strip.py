@@ -2,7 +2,7 @@
 """Put images of the same name from several folders side by side, one row per name.
 
     python tools/strip.py --dirs $FACADES_A results/eval/p2p $FACADES_B --names 1.png 7.png \
-        --height 192 --out docs/pix2pix_facades.jpg
+        --height 192 --out results/pix2pix_facades.jpg
 
 Each image is resized to ``--height`` (aspect kept); a name missing from a folder is
 an error naming both.  Writes PNG or JPEG by the extension of ``--out``.

@@ -35,7 +35,7 @@ from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
 from ..registry import METRICS, RegistryError
 from .common import add_debug, add_import, add_offline, run
-from .paths import check_apart, check_gallery_dir, check_output_file
+from .paths import check_apart, check_gallery_dir, check_output_file, inside
 
 
 class PairingError(DataError):
@@ -181,6 +181,9 @@ def evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("--input is only used with --html")
     inputs = [("--pred", args.pred), ("--target", args.target), ("--labels", args.labels), ("--input", args.input),
               ("--palette", args.palette), ("--inception-weights", args.inception_weights)]
+    if args.json and args.html and inside(Path(args.json), Path(args.html)):  # the page's folder holds the page only
+        raise ConfigError(f"--json {args.json}: lies inside the --html folder {args.html}, where the page is written; "
+                          "give a path outside it")
     if args.json:
         check_results_file(check_apart(check_output_file(args.json, "--json"), "--json", inputs))
     if args.html:

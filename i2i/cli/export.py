@@ -100,7 +100,7 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
                           f"(it wrote opset {written}); give a newer --opset, or leave it out; nothing written")
     for key, value in meta.items():
         model.metadata_props.add(key=f"i2i.{key}", value=str(value))
-    onnx.save(model, str(path))
+    onnx.save(model, str(path), format="protobuf")  # whatever the name (onnx would write text for .json, .txt)
     try:
         import onnxruntime
     except ImportError:

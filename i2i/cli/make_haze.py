@@ -121,15 +121,24 @@ def _read_depth(path: Path) -> np.ndarray:
     return depth
 
 
-def _write_params(path: Path, rows: dict[str, dict]) -> None:
-    """Merge ``rows`` (keyed by hazy file) into the parameter table at ``path``."""
+def _read_params(path: Path) -> dict[str, dict]:
+    """The rows of an earlier run's parameter table at ``path`` (none if there is no file), keyed by hazy file."""
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a parameter table of i2i-make-haze ({exc}); move it away or give "
+                        "another --output") from None
+    return {r["hazy"]: r for r in rows if isinstance(r.get("hazy"), str) and r["hazy"]}
+
+
+def _write_params(path: Path, table: dict[str, dict], rows: dict[str, dict]) -> None:
+    """Merge ``rows`` (keyed by hazy file) into ``table``, the parameter table read from ``path``, and write it."""
     from ..utils import atomic_write_text
 
-    table: dict[str, dict] = {}
-    if path.is_file():
-        with open(path, newline="") as f:
-            table = {r["hazy"]: r for r in csv.DictReader(f) if r.get("hazy")}
-    table.update(rows)
+    table = {**table, **rows}
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -153,6 +162,7 @@ def make_haze(args: argparse.Namespace) -> int:
     check_apart(out_root, "--output", [("--input", src_root), ("--depth", args.depth)], writes_in=[out_root])
     jobs = _list_inputs(src_root)
     depths = _depth_maps(Path(args.depth), [_key(rel) for _, rel in jobs]) if args.depth else {}
+    table = _read_params(out_root / PARAMS_FILE)  # before anything is written
 
     failed: list[str] = []
     rows: dict[str, dict] = {}
@@ -192,7 +202,7 @@ def make_haze(args: argparse.Namespace) -> int:
                     }
     finally:
         if rows:
-            _write_params(out_root / PARAMS_FILE, rows)
+            _write_params(out_root / PARAMS_FILE, table, rows)
     print(f"wrote {written} file(s) into {out_root}" + (f", kept {kept} existing (use --overwrite)" if kept else ""),
           file=sys.stderr)
     if failed:

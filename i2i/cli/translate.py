@@ -206,6 +206,13 @@ def translate_folder(args: argparse.Namespace) -> int:
                         ("--tile-overlap", args.tile_overlap or 0), ("--tile-above", args.tile_above)):
         if value < 0:
             raise ConfigError(f"{flag} must be >= 0, got {value}")
+    if args.resize:  # the network's input is N x N: within the pixel limit, as every image read
+        from ..data.io import pixel_limit
+
+        limit = pixel_limit(args.max_pixels)
+        if args.resize ** 2 > limit:
+            raise ConfigError(f"--resize {args.resize}: {args.resize} x {args.resize} pixels is more than the pixel "
+                              f"limit ({limit}; --max-pixels or $I2I_MAX_PIXELS)")
     if args.method and args.checkpoint:
         raise ConfigError(f"--method {args.method} takes no --checkpoint")
     if not args.method and not args.checkpoint:

@@ -214,9 +214,11 @@ def read_yaml(path: str | Path, files: list[Path] | None = None, _seen: tuple = 
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
+    except UnicodeDecodeError:  # (a ValueError)
+        raise ConfigError(f"{path}: not a text file (not UTF-8); give a YAML config") from None
     except ValueError as exc:  # a value that looks like a date but is none: 2024-13-01
         raise ConfigError(f"{path}: invalid YAML value ({_one_line(exc)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")

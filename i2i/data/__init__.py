@@ -48,7 +48,14 @@ def check_data_config(cfg: DataConfig, path: str = "data", check_paths: bool = T
         raise ConfigError(f"{path}.root: folder not found: {shown}{hint}")
     from .io import pixel_limit
 
-    pixel_limit(cfg.max_pixels)  # $I2I_MAX_PIXELS read here, not first in a loader worker
+    limit = pixel_limit(cfg.max_pixels)  # $I2I_MAX_PIXELS read here, not first in a loader worker
+    sizes = {"resize_and_crop": ("load_size", "crop_size"), "scale_width": ("load_size", "crop_size"),
+             "crop": ("crop_size",)}.get(cfg.preprocess, ())
+    for key in sizes:  # an image of a size no image read may have would only fill the memory
+        size = getattr(cfg, key)
+        if size * size > limit:
+            raise ConfigError(f"{path}.{key}: {size} x {size} pixels is more than the pixel limit ({limit}; "
+                              f"{path}.max_pixels or $I2I_MAX_PIXELS)")
 
 
 def seed_worker(worker_id: int) -> None:

@@ -53,6 +53,12 @@ class DownloadError(DataError):
     exit_code = 1
 
 
+class BadURLError(DataError):
+    """A server address that is not a URL."""
+
+    exit_code = 2
+
+
 class UnknownDatasetError(DataError):
     """A name that is not a downloadable dataset."""
 
@@ -214,6 +220,11 @@ def download(name: str, root: str | Path = "datasets", force: bool = False, base
     if target.exists() and not force:
         raise DownloadError(f"{target} already exists; use --force to replace it")
     url = spec.url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+    try:
+        urllib.request.Request(url)
+    except ValueError as exc:  # no scheme, a bad IPv6 host...
+        raise BadURLError(f"{url}: not a URL i2i can download from ({exc}); give --base-url http(s)://HOST[/PATH] "
+                          f"(or ${BASE_URL_ENV})") from None
     root.mkdir(parents=True, exist_ok=True)
     fd, part = tempfile.mkstemp(prefix=f".{spec.folder}.", suffix=".part", dir=root)
     os.close(fd)
@@ -239,7 +250,8 @@ def download(name: str, root: str | Path = "datasets", force: bool = False, base
 def main(argv: list[str] | None = None) -> int:
     """``i2i-download NAME [--root DIR] [--force] [--base-url URL]``; returns the exit code."""
     import argparse
-    import sys
+
+    from ..cli.common import add_debug, run
 
     parser = argparse.ArgumentParser(
         prog="i2i-download", description="Download a public pix2pix/CycleGAN dataset.",
@@ -251,13 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=None, help=f"server to download from (default: ${BASE_URL_ENV} "
                                                          f"or {DEFAULT_BASE_URL})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    add_debug(parser)
+    return run(_download_command, parser.parse_args(argv))
+
+
+def _download_command(args) -> int:
+    import sys
+
+    from ..cli.paths import check_output_dir
+
+    check_output_dir(args.root, "--root")
     try:
         target = download(args.name, args.root, force=args.force, base_url=args.base_url,
                           progress=not args.no_progress)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; nothing was installed", file=sys.stderr)
         return 130

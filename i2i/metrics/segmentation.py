@@ -28,13 +28,17 @@ import torch
 from ..errors import DataError
 
 Palette = Mapping[int, tuple[int, int, int]]
+MAX_PALETTE_BYTES = 1 << 20  #: a palette file is read whole; one line per class
 
 
 def read_palette(path: str | Path) -> dict[int, tuple[int, int, int]]:
     """Read ``index R G B`` lines into ``{index: (R, G, B)}`` ordered by index."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        if path.is_file() and path.stat().st_size > MAX_PALETTE_BYTES:
+            raise DataError(f"palette {path}: {path.stat().st_size} bytes, more than a palette file holds "
+                            f"({MAX_PALETTE_BYTES}); give the 'index R G B' text file")
+        lines = path.read_text(errors="replace").splitlines()  # a binary file fails below on its first line
     except OSError as exc:
         raise DataError(f"cannot read palette {path}: {exc.strerror or exc}") from None
     palette: dict[int, tuple[int, int, int]] = {}
