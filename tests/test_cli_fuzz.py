@@ -27,7 +27,7 @@ from i2i.cli.make_haze import main as make_haze_main
 from i2i.cli.sample import main as sample_main
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
-from i2i.data.download import main as download_main
+from i2i.cli.download import main as download_main
 from i2i.data.io import write_image
 from i2i.nn import build_discriminator, build_generator
 from reliability_helpers import TINY_NETS

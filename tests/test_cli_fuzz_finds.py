@@ -9,7 +9,7 @@ from i2i.cli.export import main as export_main
 from i2i.cli.make_haze import main as make_haze_main
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
-from i2i.data.download import main as download_main
+from i2i.cli.download import main as download_main
 from i2i.data.io import write_image
 from reliability_helpers import tiny_config
 

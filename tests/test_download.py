@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from i2i.data.download import (BASE_URL_ENV, DownloadError, UnknownDatasetError, download, fetch, known_names,
-                               main, resolve)
+from i2i.cli.download import main
+from i2i.data.download import BASE_URL_ENV, DownloadError, UnknownDatasetError, download, fetch, known_names, resolve
 from i2i.data.io import write_image
 
 REPO = Path(__file__).resolve().parents[1]

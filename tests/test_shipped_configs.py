@@ -126,10 +126,10 @@ def test_a_missing_dataset_folder_names_the_command_that_fetches_it(tmp_path, mo
 
 
 def test_the_download_module_runs_as_a_command(tmp_path, monkeypatch, capsys):
-    monkeypatch.delitem(sys.modules, "i2i.data.download", raising=False)  # as in a fresh process
+    monkeypatch.delitem(sys.modules, "i2i.cli.download", raising=False)  # as in a fresh process
     monkeypatch.setattr(sys, "argv", ["download.py", "horse2zebr", "--root", str(tmp_path)])
-    with pytest.raises(SystemExit) as exit_:  # python -m i2i.data.download horse2zebr --root ...
-        runpy.run_module("i2i.data.download", run_name="__main__")
+    with pytest.raises(SystemExit) as exit_:  # python -m i2i.cli.download horse2zebr --root ...
+        runpy.run_module("i2i.cli.download", run_name="__main__")
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith("error: unknown dataset 'horse2zebr' (did you mean 'horse2zebra'?)")
     assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from i2i.data.download import main  # noqa: E402
+from i2i.cli.download import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())
