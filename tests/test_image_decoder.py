@@ -36,10 +36,11 @@ def _chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
-def test_a_file_is_read_only_as_one_of_the_formats_i2i_reads(tmp_path):
-    path = tmp_path / "x.png"  # a Targa file under an image name: Pillow's TGA plugin would open it
-    Image.fromarray(_marked()).save(path, "TGA")
-    assert Image.open(path).format == "TGA"
+@pytest.mark.parametrize("fmt", ["TGA", "PPM"])
+def test_a_file_is_read_only_as_one_of_the_formats_i2i_reads(tmp_path, fmt):
+    path = tmp_path / "x.png"  # another format under an image name: Pillow would open it
+    Image.fromarray(_marked()).save(path, fmt)
+    assert Image.open(path).format == fmt
     for call in (read_image, image_header):
         with pytest.raises(DataError, match=f"cannot read image {path}: not a valid or supported image file"):
             call(path)

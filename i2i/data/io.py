@@ -27,6 +27,7 @@ from the eXIf chunk and applied as for any other file, so the two cannot disagre
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import warnings
@@ -40,6 +41,11 @@ from PIL import Image, ImageOps
 
 from ..errors import DataError
 from ..utils import atomic_path
+
+try:  # a damaged file is reported as one DataError line, without OpenCV's own warnings
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:
+    pass
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 1 << 26  #: 67,108,864 pixels (8192 x 8192) unless $I2I_MAX_PIXELS says otherwise
@@ -62,7 +68,7 @@ def list_images(root: str | Path, recursive: bool = True) -> list[Path]:
 
 # --------------------------------------------------------------------------- reading
 #: Pillow's plugins that open a file, whatever its name says (no other plugin is tried: EPS runs Ghostscript)
-FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "PPM")
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 _AS_STORED = frozenset({"L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _PILLOW_LIMIT = threading.Lock()
 _ORIENTATION = 0x0112  #: the EXIF tag
@@ -81,6 +87,13 @@ def _pillow_limit(pixels: int | None) -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+@functools.cache
+def _formats() -> tuple[str, ...]:
+    """:data:`FORMATS` this Pillow has (one built without WebP would refuse every file given it)."""
+    Image.init()
+    return tuple(f for f in FORMATS if f in Image.OPEN)
+
+
 def _open(path: Path, limit: int | None = None) -> Image.Image:
     """The file opened by Pillow: its header read, no pixel decoded.  ``DataError`` if it is not an image
     file, or, given a pixel ``limit``, larger than any image within it (Pillow reads some files whole)."""
@@ -91,7 +104,7 @@ def _open(path: Path, limit: int | None = None) -> Image.Image:
         # Pillow's check is off for the header: above twice its limit it refuses a file without saying
         # the image's size, which check_pixels says right after, at the same limit
         with _pillow_limit(None):
-            im = Image.open(path, formats=FORMATS)
+            im = Image.open(path, formats=_formats())
     except FileNotFoundError:
         raise DataError(f"cannot read image {path}: file not found") from None
     except OSError as exc:
@@ -164,8 +177,10 @@ def _decode_png(im: Image.Image) -> tuple[np.ndarray, int]:
                              if int(k) == cv2.IMAGE_METADATA_EXIF), None)
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None or img.shape[:2] != (im.height, im.width):  # the size checked is Pillow's
-        raise OSError("OpenCV does not decode it as its header says")
+    if img is None:
+        raise OSError("its pixel data does not decode")
+    if img.shape[:2] != (im.height, im.width):  # the size checked is the header's
+        raise OSError(f"it decodes as {img.shape[1]}x{img.shape[0]} px, its header says {im.width}x{im.height}")
     if img.ndim == 3:  # BGR(A) -> RGB(A)
         img = img[:, :, [2, 1, 0, 3][: img.shape[2]]]
     if not exif:
@@ -273,8 +288,11 @@ def read_image_sized(path: str | Path, channels: int = 3, *, max_pixels: int | N
         stored = (im.height, im.width)
         check_pixels(path, *stored, max_pixels)
         try:
-            with _pillow_limit(limit):
-                img, orientation = _decode_png(im) if im.format == "PNG" else _decode(im, min_size)
+            if im.format == "PNG":
+                img, orientation = _decode_png(im)
+            else:
+                with _pillow_limit(limit):
+                    img, orientation = _decode(im, min_size)
         except Exception as exc:  # anything the decoder trips on
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"cannot read image {path}: damaged or cut short ({reason})") from None
