@@ -91,4 +91,8 @@ def environment_error(exc: BaseException) -> str | None:
     if isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text:
         first = (str(exc).strip().splitlines() or [""])[0]
         return f"out of memory ({first[:160]}); lower the batch size or the image size"
+    if "dataloader worker" in text and ("killed by signal" in text or "exited unexpectedly" in text):  # a dead worker
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return (f"a data loading process died ({first[:160]}); the system may be out of memory: "
+                f"lower data.num_workers, data.cache_mb or the batch size")
     return None
