@@ -58,7 +58,7 @@ def test_the_wheel_installs_and_its_commands_run_from_an_empty_folder(tmp_path):
         names = zf.namelist()
         entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert sorted(n.split("/")[-1] for n in names if n.startswith("i2i/configs/")) == shipped
-    assert "i2i-download = i2i.data.download:main" in entry_points  # its main: tests/test_shipped_configs.py
+    assert "i2i-download = i2i.cli.download:main" in entry_points  # its main: tests/test_shipped_configs.py
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     venv = _fresh_venv(tmp_path, env)
