@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from .data.io import image_to_tensor, read_image_sized, tensor_to_image, write_image
 from .data.transforms import resize
-from .engine.runtime import autocast
 from .errors import DataError
+from .runtime import autocast
 
 
 @dataclass

@@ -17,7 +17,7 @@ from i2i.cli.translate import main as translate_main
 from i2i.config import read_yaml
 from i2i.configure import build_config, combine
 from i2i.data.io import image_to_tensor, read_image, tensor_to_image, write_image
-from i2i.engine.checkpoint import load_checkpoint
+from i2i.checkpoint import load_checkpoint
 from i2i.engine.optim import group_parameters
 from i2i.errors import ConfigError
 from i2i.models import build_model

@@ -21,7 +21,7 @@ from torch import nn
 
 from i2i import load_translator
 from i2i.cli.train import main as train_main
-from i2i.engine.checkpoint import load_checkpoint
+from i2i.checkpoint import load_checkpoint
 from i2i.engine.ema import EMA
 from i2i.engine.optim import group_parameters
 from i2i.nn import norms
@@ -282,7 +282,7 @@ def test_gradient_clipping_bounds_the_step(tmp_path):
     write_config(tmp_path, "init", tree, max_steps=1)
     from i2i.configure import load_config
     from i2i.models import build_model
-    from i2i.engine.runtime import seed_everything
+    from i2i.engine.rng import seed_everything
 
     seed_everything(1)
     init = build_model(load_config(tmp_path / "init.yaml", ["train.seed=1"])).state_dict()
@@ -329,7 +329,7 @@ def test_checkpoints_of_the_first_format_are_upgraded(tmp_path, model):
     from pathlib import Path
 
     from i2i.configure import config_of_checkpoint
-    from i2i.engine.checkpoint import save_checkpoint
+    from i2i.checkpoint import save_checkpoint
 
     v1 = json.loads((Path(__file__).parent / "data" / "config_v1.json").read_text())[model]
     cfg = config_of_checkpoint({"format": 1, "config": v1})

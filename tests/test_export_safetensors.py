@@ -14,7 +14,7 @@ from i2i.config import to_dict
 from i2i.configure import build_config
 from i2i.data.io import read_image, write_image
 from i2i.deploy import CONFIG, WEIGHTS
-from i2i.engine.checkpoint import save_checkpoint
+from i2i.checkpoint import save_checkpoint
 from i2i.errors import CheckpointError, ConfigError
 from i2i.models import build_model
 

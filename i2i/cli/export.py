@@ -112,7 +112,7 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
 def _checkpoint_file(source: Path) -> Path:
     """The file ``--checkpoint`` reads (a run folder's newest checkpoint; an exported folder's weights)."""
     from ..deploy import WEIGHTS, is_folder
-    from ..engine.checkpoint import resolve_checkpoint
+    from ..checkpoint import resolve_checkpoint
 
     return source / WEIGHTS if is_folder(source) else resolve_checkpoint(source)
 

@@ -110,7 +110,8 @@ def fresh_state(cfg, model) -> dict:
     from ..engine.divergence import DivergenceGuard
     from ..engine.ema import EMA
     from ..engine.optim import group_parameters, make_optimizer, make_scheduler
-    from ..engine.runtime import LossScalers, rng_state
+    from ..engine.rng import rng_state
+    from ..engine.scalers import LossScalers
 
     cpu = torch.device("cpu")
     modules = model.optim_groups()
@@ -129,9 +130,9 @@ def fresh_state(cfg, model) -> dict:
 
 
 def import_run(args: argparse.Namespace) -> int:
+    from ..checkpoint import checkpoint_dir, save_checkpoint
     from ..config import save_config
-    from ..engine.checkpoint import checkpoint_dir, save_checkpoint
-    from ..engine.runtime import seed_everything
+    from ..engine.rng import seed_everything
     from ..models import build_model
     from ..reference import open_reference
     from ..utils import current_umask

@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
 
 def pair_grid(images_a: torch.Tensor, images_b: torch.Tensor, per_row: int) -> torch.Tensor:
     """One C x H x W grid: ``per_row`` pairs a row, each pair A | B (grayscale shown as RGB)."""
-    from ..engine.logger import image_grid
+    from ..tiling import image_grid
 
     a, b = (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in (images_a, images_b))
     cells = [image for pair in zip(a, b) for image in pair]

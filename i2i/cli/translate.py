@@ -193,7 +193,7 @@ def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, ove
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import IMAGE_EXTENSIONS
-    from ..engine.signals import Interrupted, interrupt_on_signals
+    from ..signals import Interrupted, interrupt_on_signals
     from ..pipeline import Reading, translate_files
 
     if args.batch_size < 1:
@@ -224,7 +224,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     skipped = len(jobs) - len(todo)
     if args.method == "dcp":
         from ..dehaze import DarkChannelPrior
-        from ..engine.runtime import select_device
+        from ..runtime import select_device
 
         translator = DarkChannelPrior(device=select_device(args.device or "auto", key="--device"))
     else:
