@@ -109,7 +109,8 @@ def upgrade_v1(tree: dict) -> dict:
     """A config saved by i2i 0.1 (checkpoint format 1) in the current form.
 
     0.1 had ``nets.generator`` / ``nets.discriminator``, the model weights in
-    ``losses`` (``l1``, ``cycle``, ``identity``), and one Adam setting in ``train``
+    ``losses`` (``l1``, ``cycle``, ``identity``: each model takes its own into ``model:``,
+    :meth:`~i2i.models.Model.upgrade_settings`), and one Adam setting in ``train``
     (``lr``, ``lr_d``, ``beta1``, ``beta2``, ``lr_policy``, ``lr_step_epochs``,
     ``lr_gamma``, ``n_critic``); the network and optimizer state keys are unchanged.
     """
@@ -117,14 +118,10 @@ def upgrade_v1(tree: dict) -> dict:
     nets = tree.get("nets", {})
     tree["nets"] = {{"generator": "G", "discriminator": "D"}.get(k, k): v for k, v in nets.items()}
     losses, model, train = tree.get("losses", {}), tree.get("model", {}), tree.get("train", {})
-    weights = {"pix2pix": {"l1": "lambda_l1"}, "cyclegan": {"cycle": "lambda_cycle", "identity": "lambda_identity"}}
-    for old, new in weights.get(model.get("name"), {}).items():
-        if old in losses:
-            model[new] = losses[old]
+    if model.get("name") in MODELS:  # (an unknown name is refused when the config is built)
+        model = MODELS.get(model["name"]).upgrade_settings(1, dict(model), dict(losses))
     for old in ("l1", "cycle", "identity"):
         losses.pop(old, None)
-    if model.get("name") == "pix2pix":
-        model.pop("pool_size", None)
     losses["n_critic"] = train.pop("n_critic", 1)
     lr, lr_d = train.pop("lr", 2e-4), train.pop("lr_d", 0.0)
     group = {"type": "adam", "betas": [train.pop("beta1", 0.5), train.pop("beta2", 0.999)],

@@ -141,6 +141,10 @@ class Translator:
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:
         return self.model.channels(direction)
 
+    def translation_report(self) -> dict[str, float]:
+        """The model's measures of the last translation (:meth:`i2i.models.Model.translation_report`)."""
+        return self.model.translation_report()
+
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """B x C x H x W in [-1, 1] -> B x C' x H x W in [-1, 1]."""

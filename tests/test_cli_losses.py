@@ -5,8 +5,8 @@ import math
 import pytest
 import yaml
 
-from i2i.cli.train import main as train_main
 from i2i.checkpoint import load_checkpoint
+from i2i.cli.train import main as train_main
 import i2i.losses  # noqa: F401  (registers the losses and penalties)
 from i2i.registry import GAN_LOSSES, PENALTIES
 

@@ -11,13 +11,13 @@ import torch
 import yaml
 
 from i2i import load_translator
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.sample import main as sample_main
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.config import read_yaml
 from i2i.configure import build_config, combine
 from i2i.data.io import image_to_tensor, read_image, tensor_to_image, write_image
-from i2i.checkpoint import load_checkpoint
 from i2i.engine.optim import group_parameters
 from i2i.errors import ConfigError
 from i2i.models import build_model
@@ -301,13 +301,15 @@ def test_i2i_translate_inverts_and_renders_in_the_other_domain(checkpoint, tmp_p
         out = cv2.imread(str(dst / name), cv2.IMREAD_UNCHANGED)
         assert out.shape == ((h, w) if c_out == 1 else (h, w, 3)), name
     err = capsys.readouterr().err
-    mean = float(re.search(r"mean reconstruction error of the latent inversion: ([0-9.]+)", err).group(1))
+    measure = "reconstruction error of the latent inversion (MSE, pixels in [-1, 1])"
+    mean = float(re.search(re.escape(f"mean {measure}: ") + "([0-9.]+)", err).group(1))
     # the same inversions from Python: one image a batch, as the command ran them
     translator = load_translator(checkpoint)
     errors = []
     for name in sizes:
         translator(read_image(src / name, c_in), direction)
         errors.append(translator.model.last_inversion_error)
+        assert translator.translation_report() == {measure: errors[-1]}
     assert mean == pytest.approx(sum(errors) / len(errors), abs=1e-4)
     assert 0 < mean < 4
     # the output is the other domain's rendering of the z* that fits the (resized) input, resized back

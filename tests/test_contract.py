@@ -8,6 +8,7 @@ contract changed (``tests/data/losses_before_contract_v2.json``, written by the
 previous engine from the configs below in their old form: ``nets.generator``
 and ``nets.discriminator``).
 """
+import copy
 import functools
 import json
 import subprocess
@@ -20,8 +21,8 @@ import yaml
 from torch import nn
 
 from i2i import load_translator
-from i2i.cli.train import main as train_main
 from i2i.checkpoint import load_checkpoint
+from i2i.cli.train import main as train_main
 from i2i.engine.ema import EMA
 from i2i.engine.optim import group_parameters
 from i2i.nn import norms
@@ -166,7 +167,7 @@ def test_a_translator_from_outside_the_package_trains_and_resumes_exactly(tmp_pa
     assert train_main(["--resume", str(tmp_path / "runs" / "cut"), "--set", "train.max_steps=0", "--import", plugin]) == 0
     a, b = load_checkpoint(tmp_path / "runs" / "full"), load_checkpoint(tmp_path / "runs" / "cut")
     assert a["step"] == b["step"] == 8
-    assert a["config"]["model"] == {"name": "toy3", "weight_b": 0.25, "critic_every": 2}
+    assert a["config"]["model"] == {"name": "toy3", "test_batch_stats": False, "weight_b": 0.25, "critic_every": 2}
     for key, value in a["model"].items():
         assert torch.equal(b["model"][key], value), key
     main_opt = a["optimizers"]["main"]
@@ -256,6 +257,53 @@ def test_translate_keeps_batch_norm_statistics(tmp_path):
     tr(torch.rand(2, 3, 32, 32) * 2 - 1)
     for key, value in tr.model.G.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+@pytest.mark.parametrize("batch_stats", [False, True])
+def test_test_batch_stats_is_a_setting_every_translator_has(batch_stats):
+    from i2i.configure import build_config
+    from i2i.models import build_model
+
+    nets = {"G": {"name": "unet", "num_downs": 5, "ngf": 4, "norm": "batch", "dropout": False}, "D": {"ndf": 4}}
+    cfg = build_config({"model": {"name": "pix2pix", "test_batch_stats": batch_stats}, "nets": nets,
+                        "data": {"root": "builtin:shapes"}})
+    model = build_model(cfg).eval()
+    running = {k: v.clone() for k, v in model.G.state_dict().items()}
+    x = torch.randn(3, 3, 32, 32)
+    out = model.translate(x)
+    for key, value in model.G.state_dict().items():
+        assert torch.equal(value, running[key]), key  # running statistics as they were
+    with torch.no_grad():
+        as_set, other = (copy.deepcopy(model.G).train(mode) for mode in (batch_stats, not batch_stats))
+        torch.testing.assert_close(out, as_set(x))  # the batch statistics of x, or the running ones
+        assert not torch.allclose(out, other(x))
+    assert model.translation_report() == {}
+    unit = {"model": {"name": "unit", "test_batch_stats": True}, "data": {"root": "builtin:shapes", "kind": "unpaired"}}
+    assert build_config(unit).model.test_batch_stats  # a translator that does not declare it has it too
+
+
+def test_a_setting_only_inference_by_inversion_cannot_honour_is_refused():
+    from i2i.configure import build_config
+    from i2i.errors import ConfigError
+
+    tree = {"model": {"name": "cogan", "test_batch_stats": True}, "data": {"root": "builtin:shapes"}}
+    with pytest.raises(ConfigError, match="^model.test_batch_stats: cogan translates by latent inversion"):
+        build_config(tree)
+
+
+def test_each_translator_upgrades_its_own_settings_of_an_older_format():
+    from i2i.models import Model
+    from i2i.models.cyclegan import CycleGAN
+    from i2i.models.pix2pix import Pix2Pix
+
+    losses = {"l1": 7.0, "cycle": 3.0, "identity": 0.25, "gan": "lsgan"}
+    assert Pix2Pix.upgrade_settings(1, {"name": "pix2pix", "pool_size": 50}, losses) == {"name": "pix2pix",
+                                                                                         "lambda_l1": 7.0}
+    assert CycleGAN.upgrade_settings(1, {"name": "cyclegan", "pool_size": 50}, losses) == {
+        "name": "cyclegan", "pool_size": 50, "lambda_cycle": 3.0, "lambda_identity": 0.25}
+    assert Model.upgrade_settings(1, {"name": "x", "a": 1}, losses) == {"name": "x", "a": 1}
+    assert Pix2Pix.upgrade_settings(2, {"name": "pix2pix", "pool_size": 50}, losses) == {"name": "pix2pix",
+                                                                                         "pool_size": 50}
 
 
 def test_n_critic_and_lazy_regularization_are_phase_intervals(tmp_path):

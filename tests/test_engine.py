@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from i2i.config import OptimConfig, TrainConfig
 from i2i.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from i2i.config import OptimConfig, TrainConfig
 from i2i.engine.optim import make_optimizer
 from i2i.engine.rng import step_generator
-from i2i.runtime import check_amp, select_device
 from i2i.engine.schedule import lr_lambda
 from i2i.errors import CheckpointError, ConfigError
 from i2i.models.image_pool import ImagePool
+from i2i.runtime import check_amp, select_device
 
 
 def test_linear_policy_matches_the_reference_rule():

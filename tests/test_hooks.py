@@ -16,8 +16,8 @@ from i2i.engine.ema import EMA
 from i2i.engine.guard import StopTraining
 from i2i.engine.hooks import (BadStepHook, CheckpointHook, EvalHook, Hook, LogHook, RolledBack, SampleHook,
                               SignalHook, StepEnd, TimeBudget)
-from i2i.signals import StopSignals
 from i2i.errors import DataError
+from i2i.signals import StopSignals
 
 
 class Logger:

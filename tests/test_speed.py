@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.configure import build_config
 from i2i.engine import speed
-from i2i.checkpoint import load_checkpoint
 from i2i.models import build_model
 
 DATA = {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2, "num_workers": 0, "max_items": 8}

@@ -7,10 +7,10 @@ import torch
 import yaml
 
 from i2i import load_translator
+from i2i.checkpoint import list_checkpoints, load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.data.io import read_image, write_image
-from i2i.checkpoint import list_checkpoints, load_checkpoint
 
 TINY = {
     "pix2pix": {

@@ -6,11 +6,11 @@ import pytest
 import torch
 import yaml
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.configure import build_config
 from i2i.data.io import read_image, write_image
-from i2i.checkpoint import load_checkpoint
 from i2i.engine.optim import group_parameters
 from i2i.losses import kl_unit_variance
 from i2i.models import build_model

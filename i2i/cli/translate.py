@@ -252,7 +252,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     unwritten: list[tuple[Path, str]] = []
     try:
         with interrupt_on_signals():  # written outputs stay whole, no temporary file stays behind
-            failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size,
+            failed, report = translate_files(translator, todo, reading, batch_size=args.batch_size,
                                           workers=args.workers, write_threads=args.write_threads, amp=args.amp,
                                           tile=tiles[0] if tiles else 0, tile_above=args.tile_above, tiled=tiled,
                                           unwritten=unwritten)
@@ -265,9 +265,8 @@ def translate_folder(args: argparse.Namespace) -> int:
     source = f" with {translator.checkpoint}" if getattr(translator, "checkpoint", "") else ""
     print(f"translated {done} image(s) into {out_root}{source}"
           + (f", kept {skipped} existing (use --overwrite)" if skipped else ""), file=sys.stderr)
-    if fit:
-        print(f"mean reconstruction error of the latent inversion: {sum(fit) / len(fit):.4f} (MSE, pixels in [-1, 1])",
-              file=sys.stderr)
+    for name, mean in report.items():
+        print(f"mean {name}: {mean:.4f}", file=sys.stderr)
     if args.html:
         from ..gallery import translation_gallery
         bad = {src for src, _ in failed + unwritten}
