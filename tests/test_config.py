@@ -130,7 +130,8 @@ def test_the_losses_are_built_once_with_the_schedule_the_objective_asks_for(monk
 
     built = []
     for registry in (GAN_LOSSES, PENALTIES):
-        monkeypatch.setattr(registry, "build", lambda name, _real=registry.build, **kw: built.append(name) or _real(name, **kw))
+        monkeypatch.setattr(registry, "build",
+                            lambda name, _real=registry.build, **kw: built.append(name) or _real(name, **kw))
     tree = {"model": "pix2pix", "data": {"root": "builtin:shapes"}, "losses": {"gan": "wgangp"},
             "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}}}
     model = build_model(build_config(tree))
