@@ -26,15 +26,21 @@ def model_class(name: str):
     return MODELS.get(name)
 
 
-def build_config(tree: dict, check_paths: bool = True) -> Config:
-    """Defaults <- the model's defaults <- ``tree``, typed and checked.
+def build_config(tree: dict, overrides: Iterable[str] = (), check_paths: bool = True) -> Config:
+    """Defaults <- the model's defaults <- ``tree`` <- ``overrides`` (``--set``), typed and checked, in one pass:
+    the plugins of ``imports:`` are loaded and the translator class is resolved once, then ``optim.default``
+    is expanded in each layer (so that a ``--set`` of it reaches every group).
 
     ``check_paths=False`` skips the data-folder checks (loading a checkpoint's
     config on a machine that does not have its training data).
     """
-    load_plugins(_imports(tree), "imports:")
-    cls = model_class(model_name(tree))
-    cfg = make_config(tree, cls.Settings, cls.defaults, tuple(cls.roles), tuple(cls.groups))
+    over = parse_overrides(overrides)
+    both = merge(tree, over)
+    load_plugins(_imports(both), "imports:")
+    cls = model_class(model_name(both))
+    groups = tuple(cls.groups)
+    tree = merge(expand_group_defaults(tree, groups), expand_group_defaults(over, groups))
+    cfg = make_config(tree, cls.Settings, cls.defaults, tuple(cls.roles), groups)
     validate(cfg, cls, check_paths)
     return cfg
 
@@ -86,20 +92,12 @@ def check_model_fit(cfg: Config, model) -> None:
                               f"of the {direction} generator; use " + (f"{lower} or {upper}" if lower else f"{upper}"))
 
 
-def combine(tree: dict, overrides: Iterable[str]) -> dict:
-    """``tree`` with ``--set`` overrides on top (``optim.default`` expanded in each layer first)."""
-    over = parse_overrides(overrides)
-    load_plugins(_imports(merge(tree, over)), "imports:")
-    groups = tuple(model_class(model_name(merge(tree, over))).groups)
-    return merge(expand_group_defaults(tree, groups), expand_group_defaults(over, groups))
-
-
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
                 files: list[Path] | None = None) -> Config:
     """The checked config of the file ``path`` (or a shipped config's name) with ``overrides`` (``--set``);
     ``files`` collects the files read (see :func:`~i2i.config.read_yaml`)."""
     tree = read_yaml(path, files) if path else {}
-    cfg = build_config(combine(tree, overrides))
+    cfg = build_config(tree, overrides)
     if path and not cfg.train.name:
         cfg.train.name = Path(path).stem
     return cfg
@@ -109,7 +107,8 @@ def upgrade_v1(tree: dict) -> dict:
     """A config saved by i2i 0.1 (checkpoint format 1) in the current form.
 
     0.1 had ``nets.generator`` / ``nets.discriminator``, the model weights in
-    ``losses`` (``l1``, ``cycle``, ``identity``), and one Adam setting in ``train``
+    ``losses`` (``l1``, ``cycle``, ``identity``: each model takes its own into ``model:``,
+    :meth:`~i2i.models.Model.upgrade_settings`), and one Adam setting in ``train``
     (``lr``, ``lr_d``, ``beta1``, ``beta2``, ``lr_policy``, ``lr_step_epochs``,
     ``lr_gamma``, ``n_critic``); the network and optimizer state keys are unchanged.
     """
@@ -117,14 +116,10 @@ def upgrade_v1(tree: dict) -> dict:
     nets = tree.get("nets", {})
     tree["nets"] = {{"generator": "G", "discriminator": "D"}.get(k, k): v for k, v in nets.items()}
     losses, model, train = tree.get("losses", {}), tree.get("model", {}), tree.get("train", {})
-    weights = {"pix2pix": {"l1": "lambda_l1"}, "cyclegan": {"cycle": "lambda_cycle", "identity": "lambda_identity"}}
-    for old, new in weights.get(model.get("name"), {}).items():
-        if old in losses:
-            model[new] = losses[old]
+    if model.get("name") in MODELS:  # (an unknown name is refused when the config is built)
+        model = MODELS.get(model["name"]).upgrade_settings(1, dict(model), dict(losses))
     for old in ("l1", "cycle", "identity"):
         losses.pop(old, None)
-    if model.get("name") == "pix2pix":
-        model.pop("pool_size", None)
     losses["n_critic"] = train.pop("n_critic", 1)
     lr, lr_d = train.pop("lr", 2e-4), train.pop("lr_d", 0.0)
     group = {"type": "adam", "betas": [train.pop("beta1", 0.5), train.pop("beta2", 0.999)],
@@ -149,4 +144,4 @@ def config_of_checkpoint(state: dict, overrides: Iterable[str] = (), check_paths
         tree = upgrade_v1(tree)
     over = parse_overrides(overrides)
     check_allowed(_imports(merge(tree, over)), [*imports, *_imports(over)], trust_imports, source)
-    return build_config(combine(tree, overrides), check_paths=check_paths)
+    return build_config(tree, overrides, check_paths=check_paths)

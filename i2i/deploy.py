@@ -121,7 +121,7 @@ def load_folder(folder: str | Path, weights: str = "ema", imports=(), trust_impo
     """``(config, model with its inference weights, description, "ema" or "raw")`` of a folder written by :func:`save_folder`.
     ``imports`` and ``trust_imports`` as for a checkpoint (its config's ``imports:`` run only if allowed)."""
     from .configure import config_of_checkpoint
-    from .engine.checkpoint import FORMAT as CONFIG_FORMAT
+    from .checkpoint import FORMAT as CONFIG_FORMAT
     from .errors import ConfigError
     from .models import build_model
 

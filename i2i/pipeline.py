@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from .data.io import image_to_tensor, read_image_sized, tensor_to_image, write_image
 from .data.transforms import resize
-from .engine.runtime import autocast
 from .errors import DataError
+from .runtime import autocast
 
 
 @dataclass
@@ -92,10 +92,11 @@ def _write(out: torch.Tensor, dst: Path, full: tuple[int, int], resized: bool) -
 def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading, *, batch_size: int = 1,
                     workers: int = 2, write_threads: int = 2, amp: str = "off", tile: int = 0, tile_above: int = 0, tiled=None,
                     progress: bool = True, unwritten: list[tuple[Path, str]] | None = None
-                    ) -> tuple[list[tuple[Path, str]], list[float]]:
-    """Translate ``(source, destination)`` pairs; returns ``(failed, fit)``: the unreadable sources with
-    the reason, and the reconstruction errors of translators that invert a generator (CoGAN).  A source
-    whose output cannot be written goes into ``unwritten`` with the reason (into ``failed`` if not given).
+                    ) -> tuple[list[tuple[Path, str]], dict[str, float]]:
+    """Translate ``(source, destination)`` pairs; returns ``(failed, report)``: the unreadable sources with
+    the reason, and the mean over the images translated whole of each measure of the translator's
+    ``translation_report()`` (CoGAN's inversion error; most have none).  A source whose output cannot be
+    written goes into ``unwritten`` with the reason (into ``failed`` if not given).
 
     ``tiled(1 x C x H x W) -> output``, if given, translates one image whose longer side is over
     ``tile`` and that has more than ``tile_above`` pixels (see ``i2i-translate --tile``).
@@ -113,18 +114,21 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
                         prefetch_factor=max(2, batch_size) if workers else None)
     items = iter(loader)  # workers start before any thread does
     failed: list[tuple[Path, str]] = []
-    fit: list[float] = []
+    sums: dict[str, float] = {}  # of each reported measure, weighted by the images it was measured on
+    measured = 0
     pending: list[tuple[torch.Tensor, Path, Path, tuple[int, int]]] = []
     writes: deque[tuple[Path, Future]] = deque()
     unwritten = failed if unwritten is None else unwritten
     bar = tqdm(total=len(todo), desc="translate", unit="img", dynamic_ncols=True, disable=not progress)
 
     def run(x: torch.Tensor, whole: bool = True) -> torch.Tensor:
+        nonlocal measured
         with autocast(device, amp):
             out = translator.translate_tensor(x, direction) if whole else tiled(x)
-        error = getattr(getattr(translator, "model", None), "last_inversion_error", None)
-        if whole and error is not None:
-            fit.extend([error] * x.shape[0])
+        if whole and (report := translator.translation_report()):
+            for name, value in report.items():
+                sums[name] = sums.get(name, 0.0) + value * x.shape[0]
+            measured += x.shape[0]
         return out.float().cpu()
 
     def written(src: Path, why: str | None) -> None:
@@ -173,4 +177,4 @@ def translate_files(translator, todo: list[tuple[Path, Path]], reading: Reading,
     finally:
         bar.close()
         del items
-    return failed, fit
+    return failed, {name: total / measured for name, total in sums.items()}

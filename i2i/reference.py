@@ -222,7 +222,7 @@ class Reference:
 
     def load_into(self, net: nn.Module) -> None:
         """Load the file's weights into ``net`` (i2i's network of :attr:`arch`); one line where they do not fit."""
-        from .engine.checkpoint import load_weights
+        from .checkpoint import load_weights
 
         if self.arch.family == "patchgan" and self.arch.antialias:
             raise CheckpointError(f"{self.path}: an anti-aliased PatchGAN discriminator (the CUT repository's "

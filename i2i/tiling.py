@@ -24,6 +24,8 @@ variance), batch normalization with test-time batch statistics (``model.test_bat
 and any global pooling or attention over the whole image.  Tiled output then differs from
 untiled output everywhere, and tiles can differ visibly in tone.  Batch normalization with
 running statistics (eval mode), no normalization, and dropout off are consistent.
+
+``image_grid`` lays equally sized images out as tiles of one picture (sample grids).
 """
 from __future__ import annotations
 
@@ -104,3 +106,15 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
             weight = (wy[:, None] * wx[None, :]).to(y.device, out.dtype)
             out[..., y0: y0 + wy.numel(), x0: x0 + wx.numel()] += y.to(out.dtype) * weight
     return out.to(y.dtype)
+
+
+def image_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> torch.Tensor:
+    """Tile equally sized C x H x W images (rows of columns) on a white background."""
+    c, h, w = rows[0][0].shape
+    n_rows, n_cols = len(rows), len(rows[0])
+    grid = torch.ones(c, pad + n_rows * (h + pad), pad + n_cols * (w + pad))
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            top, left = pad + i * (h + pad), pad + j * (w + pad)
+            grid[:, top : top + h, left : left + w] = image
+    return grid

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import describe, load_weights, open_checkpoint
 from .config import Config
 from .configure import config_of_checkpoint
 from .deploy import is_folder, load_folder
-from .engine.checkpoint import describe, load_weights, open_checkpoint
 from .errors import CheckpointError
-from .reference import is_reference_file, translator_parts
-from .engine.runtime import select_device
 from .models import build_model
+from .reference import is_reference_file, translator_parts
+from .runtime import select_device
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 1) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -140,6 +140,10 @@ class Translator:
 
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:
         return self.model.channels(direction)
+
+    def translation_report(self) -> dict[str, float]:
+        """The model's measures of the last translation (:meth:`i2i.models.Model.translation_report`)."""
+        return self.model.translation_report()
 
     @torch.no_grad()
     def translate_tensor(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:

@@ -5,8 +5,8 @@ import stat
 import numpy as np
 import pytest
 
+from i2i.checkpoint import save_checkpoint
 from i2i.data.io import write_image
-from i2i.engine.checkpoint import save_checkpoint
 from i2i.utils import atomic_path, atomic_write_text, current_umask
 
 

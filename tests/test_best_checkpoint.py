@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import i2i
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.data.io import write_image
-from i2i.engine.checkpoint import load_checkpoint
-from i2i.engine.runtime import resolve_amp
+from i2i.runtime import resolve_amp
 from reliability_helpers import records, tiny_config
 
 

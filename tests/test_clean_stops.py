@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.data.io import write_image
-from i2i.engine.checkpoint import load_checkpoint
 from reliability_helpers import losses, records, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

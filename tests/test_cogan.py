@@ -11,13 +11,13 @@ import torch
 import yaml
 
 from i2i import load_translator
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.sample import main as sample_main
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.config import read_yaml
-from i2i.configure import build_config, combine
+from i2i.configure import build_config
 from i2i.data.io import image_to_tensor, read_image, tensor_to_image, write_image
-from i2i.engine.checkpoint import load_checkpoint
 from i2i.engine.optim import group_parameters
 from i2i.errors import ConfigError
 from i2i.models import build_model
@@ -32,7 +32,7 @@ TINY = {"model": {"name": "cogan", "inversion_steps": 20, "inversion_restarts": 
 
 
 def tiny_model(**data):
-    cfg = build_config(combine({**TINY, "data": {**DATA, **data}}, []))
+    cfg = build_config({**TINY, "data": {**DATA, **data}})
     return build_model(cfg)
 
 
@@ -122,11 +122,11 @@ def test_bad_sizes_are_refused():
     with pytest.raises(ConfigError, match="data.crop_size: 32 differs from nets.G.size 16"):
         tiny_model(load_size=32, crop_size=32)
     with pytest.raises(ConfigError, match="nets.D.size: 32 differs from nets.G.size 16"):
-        build_config(combine({**TINY, "nets": {"G": {"size": 16}, "D": {"size": 32}}}, []))
+        build_config({**TINY, "nets": {"G": {"size": 16}, "D": {"size": 32}}})
 
 
 def test_the_defaults_are_the_authors():
-    cfg = build_config(combine({"model": "cogan", "data": {"root": "builtin:shapes"}}, []))
+    cfg = build_config({"model": "cogan", "data": {"root": "builtin:shapes"}})
     assert cfg.data.kind == "unpaired" and cfg.data.batch_size == 64 and cfg.data.crop_size == 64
     for group in ("G", "D"):
         o = cfg.optim[group]
@@ -135,7 +135,7 @@ def test_the_defaults_are_the_authors():
     model = build_model(cfg)
     assert (model.G.latent, model.G.size, model.D.size) == (100, 64, 64)
     for name in ("cogan_quick.yaml", "cogan_edges2shoes.yaml"):
-        assert build_config(combine(read_yaml(CONFIGS / name), []), check_paths=False).model.name == "cogan"
+        assert build_config(read_yaml(CONFIGS / name), check_paths=False).model.name == "cogan"
 
 
 # --------------------------------------------------------------------------- training
@@ -267,7 +267,7 @@ def test_i2i_sample_refuses_a_translator_that_does_not_sample(tmp_path, capsys):
 def test_inversion_error_decreases_with_steps_and_training_state_is_untouched():
     # He init: at N(0, 0.02) an untrained generator's images hardly depend on z
     tree = {**TINY, "nets": {"G": {"size": 16, "ngf": 8, "init": "kaiming"}, "D": {"size": 16, "ndf": 4}}}
-    model = build_model(build_config(combine(tree, []))).train()
+    model = build_model(build_config(tree)).train()
     z_true = torch.randn(3, model.G.latent, generator=torch.Generator().manual_seed(123))  # not a start
     target = model.render(z_true)[0]  # images the generator can make
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -301,13 +301,15 @@ def test_i2i_translate_inverts_and_renders_in_the_other_domain(checkpoint, tmp_p
         out = cv2.imread(str(dst / name), cv2.IMREAD_UNCHANGED)
         assert out.shape == ((h, w) if c_out == 1 else (h, w, 3)), name
     err = capsys.readouterr().err
-    mean = float(re.search(r"mean reconstruction error of the latent inversion: ([0-9.]+)", err).group(1))
+    measure = "reconstruction error of the latent inversion (MSE, pixels in [-1, 1])"
+    mean = float(re.search(re.escape(f"mean {measure}: ") + "([0-9.]+)", err).group(1))
     # the same inversions from Python: one image a batch, as the command ran them
     translator = load_translator(checkpoint)
     errors = []
     for name in sizes:
         translator(read_image(src / name, c_in), direction)
         errors.append(translator.model.last_inversion_error)
+        assert translator.translation_report() == {measure: errors[-1]}
     assert mean == pytest.approx(sum(errors) / len(errors), abs=1e-4)
     assert 0 < mean < 4
     # the output is the other domain's rendering of the z* that fits the (resized) input, resized back

@@ -110,6 +110,48 @@ def test_saved_config_round_trips(tmp_path, base_cfg):
     assert again.losses.penalty.type == "r1"
 
 
+def test_a_config_resolves_its_plugins_and_translator_once(tmp_path, monkeypatch):
+    import i2i.configure as configure
+
+    calls = []
+    for name in ("load_plugins", "model_class"):
+        real = getattr(configure, name)
+        monkeypatch.setattr(configure, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    path = tmp_path / "c.yaml"
+    path.write_text("model: cyclegan\ndata: {root: 'builtin:shapes'}\noptim: {default: {lr: 0.1}}\n")
+    cfg = configure.load_config(path, ["optim.default.lr=0.5", "optim.G.lr=0.25"])
+    assert calls == ["load_plugins", "model_class"]
+    assert (cfg.optim["G"].lr, cfg.optim["D"].lr) == (0.25, 0.5)  # optim.default of --set reaches every group
+
+
+def test_the_losses_are_built_once_with_the_schedule_the_objective_asks_for(monkeypatch):
+    from i2i.models import build_model
+    from i2i.registry import GAN_LOSSES, PENALTIES
+
+    built = []
+    for registry in (GAN_LOSSES, PENALTIES):
+        monkeypatch.setattr(registry, "build",
+                            lambda name, _real=registry.build, **kw: built.append(name) or _real(name, **kw))
+    tree = {"model": "pix2pix", "data": {"root": "builtin:shapes"}, "losses": {"gan": "wgangp"},
+            "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}}}
+    model = build_model(build_config(tree))
+    assert built == ["wgangp", "gp"]  # the objective, then its own penalty: once each
+    assert model.n_critic == 5 and type(model.penalty).__name__ == "GradientPenalty" and model.penalty.weight == 10.0
+    assert [(p.name, p.every) for p in model.phases()] == [("D", 1), ("G", 5)]
+    model = build_model(build_config(tree, ["losses.n_critic=2", "losses.penalty.type=r1", "losses.penalty.every=4"]))
+    assert [(p.name, p.every) for p in model.phases()] == [("D", 1), ("G", 2), ("D_reg", 4)]
+
+
+def test_a_loss_value_its_builder_refuses_is_one_line_and_no_run_folder(tmp_path, base_cfg, capsys):
+    code = train_main(["--config", str(base_cfg), "--set", f"train.out_dir={tmp_path / 'runs'}",
+                       "losses.gan.name=wgan", "losses.gan.clip=-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error")] == [
+        "error: losses.gan: GAN loss 'wgan': clip must be > 0 or None, got -1"]  # (as the network builders' values)
+    assert not (tmp_path / "runs" / "base").exists()  # the run that never started leaves no folder
+
+
 def test_cli_reports_bad_config_in_one_line_with_exit_code_2(tmp_path, base_cfg, capsys):
     code = train_main(["--config", str(base_cfg), "--set", "optim.D.lr=-1"])
     err = capsys.readouterr().err.strip()
@@ -157,7 +199,7 @@ def test_every_shipped_config_loads(tmp_path):
 
 def test_settings_over_a_shorthand_keep_the_name_the_shorthand_gave(tmp_path):
     from i2i.config import read_yaml
-    from i2i.configure import build_config, combine
+    from i2i.configure import build_config
 
     (tmp_path / "base.yaml").write_text("model: cyclegan\nnets: {G: resnet_6blocks}\noptim: {G: sgd}\n"
                                         "losses: {gan: lsgan, penalty: r1}\n")
@@ -169,8 +211,8 @@ def test_settings_over_a_shorthand_keep_the_name_the_shorthand_gave(tmp_path):
     assert tree["optim"] == {"G": {"type": "sgd", "lr": 0.1}}
     assert tree["losses"] == {"gan": {"name": "lsgan"}, "penalty": {"type": "r1", "weight": 2.0}}
     data = {"root": "builtin:shapes", "kind": "unpaired"}
-    cfg = build_config(combine({"model": "unit", "data": data}, ["model.gan_w=2"]), check_paths=False)
+    cfg = build_config({"model": "unit", "data": data}, ["model.gan_w=2"], check_paths=False)
     assert cfg.model.name == "unit" and cfg.model.gan_w == 2.0
     # naming another translator still changes it
-    other = build_config(combine({"model": "unit", "data": data}, ["model.name=cyclegan"]), check_paths=False)
+    other = build_config({"model": "unit", "data": data}, ["model.name=cyclegan"], check_paths=False)
     assert other.model.name == "cyclegan"

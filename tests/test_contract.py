@@ -8,6 +8,7 @@ contract changed (``tests/data/losses_before_contract_v2.json``, written by the
 previous engine from the configs below in their old form: ``nets.generator``
 and ``nets.discriminator``).
 """
+import copy
 import functools
 import json
 import subprocess
@@ -16,17 +17,15 @@ import textwrap
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from i2i import load_translator
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
-from i2i.engine.checkpoint import load_checkpoint
 from i2i.engine.ema import EMA
 from i2i.engine.optim import group_parameters
 from i2i.nn import norms
 
-DATA = {"root": "builtin:shapes", "load_size": 36, "crop_size": 32, "batch_size": 2, "num_workers": 0, "max_items": 8}
 TINY = {
     "pix2pix": {"model": "pix2pix", "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 8},
                                              "D": {"ndf": 8, "n_layers": 2}}},
@@ -38,21 +37,12 @@ TINY = {
 GOLDEN_CLOSE_STEPS = {"pix2pix": 20, "cyclegan": 6}
 
 
-def write_config(tmp_path, name, tree, **train):
-    tree = {**tree, "data": {**DATA, **tree.get("data", {})},
-            "train": {"out_dir": str(tmp_path / "runs"), "name": name, "checkpoint_every": 1000, **train},
-            "log": {"every": 1, "sample_every": 1000, "progress": False, "tensorboard": False}}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(tree))
-    return path
-
-
 def records(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
-def test_losses_match_those_recorded_before_the_contract_changed(tmp_path, model, monkeypatch):
+def test_losses_match_those_recorded_before_the_contract_changed(tmp_path, tiny_run, model, monkeypatch):
     # recorded with torch's InstanceNorm2d; the "instance" norm is now a group norm with one group per channel,
     # the same formula rounded differently in the last bits (tests/test_nn.py compares the two)
     monkeypatch.setitem(norms._FACTORIES, "instance",
@@ -60,7 +50,7 @@ def test_losses_match_those_recorded_before_the_contract_changed(tmp_path, model
     golden = json.loads((__import__("pathlib").Path(__file__).parent / "data" /
                          "losses_before_contract_v2.json").read_text())[model]
     # recorded with 2 torch threads; reductions split by thread count round differently in the last digit
-    cfg = write_config(tmp_path, model, TINY[model], epochs=3, epochs_decay=3, max_steps=20, seed=3, threads=2)
+    cfg = tiny_run(model, TINY[model], epochs=3, epochs_decay=3, max_steps=20, seed=3, threads=2)
     threads = torch.get_num_threads()
     try:
         assert train_main(["--config", str(cfg)]) == 0
@@ -155,18 +145,18 @@ TOY = textwrap.dedent('''
 ''')
 
 
-def test_a_translator_from_outside_the_package_trains_and_resumes_exactly(tmp_path):
+def test_a_translator_from_outside_the_package_trains_and_resumes_exactly(tmp_path, tiny_run):
     (tmp_path / "toy_translator.py").write_text(TOY)
     plugin = str(tmp_path / "toy_translator.py")
     tree = {"imports": [plugin], "model": {"name": "toy3", "weight_b": 0.25}, "train": {}}
-    full = write_config(tmp_path, "full", tree, epochs=1, epochs_decay=1)  # 8 items / 2 = 4 steps an epoch
-    cut = write_config(tmp_path, "cut", tree, epochs=1, epochs_decay=1, max_steps=5)
+    full = tiny_run("full", tree, epochs=1, epochs_decay=1)  # 8 items / 2 = 4 steps an epoch
+    cut = tiny_run("cut", tree, epochs=1, epochs_decay=1, max_steps=5)
     assert train_main(["--config", str(full)]) == 0
     assert train_main(["--config", str(cut)]) == 0
     assert train_main(["--resume", str(tmp_path / "runs" / "cut"), "--set", "train.max_steps=0", "--import", plugin]) == 0
     a, b = load_checkpoint(tmp_path / "runs" / "full"), load_checkpoint(tmp_path / "runs" / "cut")
     assert a["step"] == b["step"] == 8
-    assert a["config"]["model"] == {"name": "toy3", "weight_b": 0.25, "critic_every": 2}
+    assert a["config"]["model"] == {"name": "toy3", "test_batch_stats": False, "weight_b": 0.25, "critic_every": 2}
     for key, value in a["model"].items():
         assert torch.equal(b["model"][key], value), key
     main_opt = a["optimizers"]["main"]
@@ -180,9 +170,9 @@ def test_a_translator_from_outside_the_package_trains_and_resumes_exactly(tmp_pa
     assert all("train/l_head" in r and "train/lr_head" in r for r in rows)
 
 
-def test_the_plugin_option_of_the_cli_registers_before_the_config_is_read(tmp_path, capsys):
+def test_the_plugin_option_of_the_cli_registers_before_the_config_is_read(tmp_path, tiny_run, capsys):
     (tmp_path / "toy_translator.py").write_text(TOY.replace('"toy3"', '"toy3_cli"'))
-    cfg = write_config(tmp_path, "cli", {"model": "toy3_cli"}, max_steps=2)
+    cfg = tiny_run("cli", {"model": "toy3_cli"}, max_steps=2)
     assert train_main(["--config", str(cfg)]) == 2
     assert "unknown model 'toy3_cli'" in capsys.readouterr().err
     assert train_main(["--import", str(tmp_path / "toy_translator.py"), "--config", str(cfg)]) == 0
@@ -221,8 +211,8 @@ def test_ema_averages_parameters_copies_buffers_and_restores_exactly():
     assert torch.equal(net[0].weight, torch.full((2, 2), 3.0))
 
 
-def test_ema_is_checkpointed_and_used_for_translation_by_default(tmp_path):
-    cfg = write_config(tmp_path, "ema", TINY["cyclegan"], max_steps=3, ema={"decay": 0.5})
+def test_ema_is_checkpointed_and_used_for_translation_by_default(tmp_path, tiny_run):
+    cfg = tiny_run("ema", TINY["cyclegan"], max_steps=3, ema={"decay": 0.5})
     assert train_main(["--config", str(cfg)]) == 0
     state = load_checkpoint(tmp_path / "runs" / "ema")
     assert state["ema"] and all(k.startswith(("G_A.", "G_B.")) for k in state["ema"])
@@ -236,9 +226,9 @@ def test_ema_is_checkpointed_and_used_for_translation_by_default(tmp_path):
     assert not torch.allclose(ema_out, raw(x))
 
 
-def test_evaluation_during_training_does_not_change_training(tmp_path):
-    plain = write_config(tmp_path, "plain", TINY["pix2pix"], max_steps=4)
-    evald = write_config(tmp_path, "evald", {**TINY["pix2pix"], "eval": {
+def test_evaluation_during_training_does_not_change_training(tmp_path, tiny_run):
+    plain = tiny_run("plain", TINY["pix2pix"], max_steps=4)
+    evald = tiny_run("evald", {**TINY["pix2pix"], "eval": {
         "every": 2, "root": "builtin:shapes", "max_items": 4, "metrics": ["psnr"]}}, max_steps=4)
     assert train_main(["--config", str(plain)]) == 0
     assert train_main(["--config", str(evald)]) == 0
@@ -248,8 +238,8 @@ def test_evaluation_during_training_does_not_change_training(tmp_path):
         assert torch.equal(b["model"][key], value), key
 
 
-def test_translate_keeps_batch_norm_statistics(tmp_path):
-    cfg = write_config(tmp_path, "bn", TINY["pix2pix"], max_steps=1)
+def test_translate_keeps_batch_norm_statistics(tmp_path, tiny_run):
+    cfg = tiny_run("bn", TINY["pix2pix"], max_steps=1)
     assert train_main(["--config", str(cfg)]) == 0
     tr = load_translator(tmp_path / "runs" / "bn")
     before = {k: v.clone() for k, v in tr.model.G.state_dict().items()}
@@ -258,10 +248,57 @@ def test_translate_keeps_batch_norm_statistics(tmp_path):
         assert torch.equal(value, before[key]), key
 
 
-def test_n_critic_and_lazy_regularization_are_phase_intervals(tmp_path):
+@pytest.mark.parametrize("batch_stats", [False, True])
+def test_test_batch_stats_is_a_setting_every_translator_has(batch_stats):
+    from i2i.configure import build_config
+    from i2i.models import build_model
+
+    nets = {"G": {"name": "unet", "num_downs": 5, "ngf": 4, "norm": "batch", "dropout": False}, "D": {"ndf": 4}}
+    cfg = build_config({"model": {"name": "pix2pix", "test_batch_stats": batch_stats}, "nets": nets,
+                        "data": {"root": "builtin:shapes"}})
+    model = build_model(cfg).eval()
+    running = {k: v.clone() for k, v in model.G.state_dict().items()}
+    x = torch.randn(3, 3, 32, 32)
+    out = model.translate(x)
+    for key, value in model.G.state_dict().items():
+        assert torch.equal(value, running[key]), key  # running statistics as they were
+    with torch.no_grad():
+        as_set, other = (copy.deepcopy(model.G).train(mode) for mode in (batch_stats, not batch_stats))
+        torch.testing.assert_close(out, as_set(x))  # the batch statistics of x, or the running ones
+        assert not torch.allclose(out, other(x))
+    assert model.translation_report() == {}
+    unit = {"model": {"name": "unit", "test_batch_stats": True}, "data": {"root": "builtin:shapes", "kind": "unpaired"}}
+    assert build_config(unit).model.test_batch_stats  # a translator that does not declare it has it too
+
+
+def test_a_setting_only_inference_by_inversion_cannot_honour_is_refused():
+    from i2i.configure import build_config
+    from i2i.errors import ConfigError
+
+    tree = {"model": {"name": "cogan", "test_batch_stats": True}, "data": {"root": "builtin:shapes"}}
+    with pytest.raises(ConfigError, match="^model.test_batch_stats: cogan translates by latent inversion"):
+        build_config(tree)
+
+
+def test_each_translator_upgrades_its_own_settings_of_an_older_format():
+    from i2i.models import Model
+    from i2i.models.cyclegan import CycleGAN
+    from i2i.models.pix2pix import Pix2Pix
+
+    losses = {"l1": 7.0, "cycle": 3.0, "identity": 0.25, "gan": "lsgan"}
+    assert Pix2Pix.upgrade_settings(1, {"name": "pix2pix", "pool_size": 50}, losses) == {"name": "pix2pix",
+                                                                                         "lambda_l1": 7.0}
+    assert CycleGAN.upgrade_settings(1, {"name": "cyclegan", "pool_size": 50}, losses) == {
+        "name": "cyclegan", "pool_size": 50, "lambda_cycle": 3.0, "lambda_identity": 0.25}
+    assert Model.upgrade_settings(1, {"name": "x", "a": 1}, losses) == {"name": "x", "a": 1}
+    assert Pix2Pix.upgrade_settings(2, {"name": "pix2pix", "pool_size": 50}, losses) == {"name": "pix2pix",
+                                                                                         "pool_size": 50}
+
+
+def test_n_critic_and_lazy_regularization_are_phase_intervals(tmp_path, tiny_run):
     tree = {**TINY["pix2pix"], "losses": {"gan": "hinge", "n_critic": 2, "penalty": {"type": "r1", "weight": 1.0,
                                                                                     "every": 3}}}
-    cfg = write_config(tmp_path, "phases", tree, max_steps=6)
+    cfg = tiny_run("phases", tree, max_steps=6)
     assert train_main(["--config", str(cfg)]) == 0
     rows = records(tmp_path / "runs" / "phases")
     assert [r["step"] for r in rows if "train/G_gan" in r] == [1, 3, 5]
@@ -269,20 +306,20 @@ def test_n_critic_and_lazy_regularization_are_phase_intervals(tmp_path):
     assert all("train/D" in r for r in rows)
 
 
-def test_the_wgan_objective_brings_its_own_n_critic(tmp_path):
-    cfg = write_config(tmp_path, "wgan", {**TINY["pix2pix"], "losses": {"gan": "wgangp"}}, max_steps=6)
+def test_the_wgan_objective_brings_its_own_n_critic(tmp_path, tiny_run):
+    cfg = tiny_run("wgan", {**TINY["pix2pix"], "losses": {"gan": "wgangp"}}, max_steps=6)
     assert train_main(["--config", str(cfg)]) == 0
     assert [r["step"] for r in records(tmp_path / "runs" / "wgan") if "train/G_gan" in r] == [1, 6]
 
 
-def test_gradient_clipping_bounds_the_step(tmp_path):
+def test_gradient_clipping_bounds_the_step(tmp_path, tiny_run):
     tree = {**TINY["pix2pix"], "optim": {"default": {"type": "sgd", "lr": 1.0, "grad_clip": 1e-3, "schedule": "constant"}}}
-    cfg = write_config(tmp_path, "clip", tree, max_steps=1)
+    cfg = tiny_run("clip", tree, max_steps=1)
     assert train_main(["--config", str(cfg), "--set", "train.seed=1"]) == 0
-    write_config(tmp_path, "init", tree, max_steps=1)
+    tiny_run("init", tree, max_steps=1)
     from i2i.configure import load_config
     from i2i.models import build_model
-    from i2i.engine.runtime import seed_everything
+    from i2i.engine.rng import seed_everything
 
     seed_everything(1)
     init = build_model(load_config(tmp_path / "init.yaml", ["train.seed=1"])).state_dict()
@@ -324,12 +361,12 @@ def test_the_config_package_imports_nothing_else_of_i2i():
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
-def test_checkpoints_of_the_first_format_are_upgraded(tmp_path, model):
+def test_checkpoints_of_the_first_format_are_upgraded(tmp_path, tiny_run, model):
     """The configs in tests/data/config_v1.json are those of checkpoints written by i2i 0.1."""
     from pathlib import Path
 
     from i2i.configure import config_of_checkpoint
-    from i2i.engine.checkpoint import save_checkpoint
+    from i2i.checkpoint import save_checkpoint
 
     v1 = json.loads((Path(__file__).parent / "data" / "config_v1.json").read_text())[model]
     cfg = config_of_checkpoint({"format": 1, "config": v1})
@@ -342,7 +379,7 @@ def test_checkpoints_of_the_first_format_are_upgraded(tmp_path, model):
     else:
         assert (cfg.model.lambda_cycle, cfg.model.lambda_identity, cfg.model.pool_size) == (10.0, 0.5, 50)
     # a run of today with the same networks, relabelled as format 1, translates and resumes
-    path = write_config(tmp_path, "now", TINY[model], max_steps=1)
+    path = tiny_run("now", TINY[model], max_steps=1)
     assert train_main(["--config", str(path)]) == 0
     state = load_checkpoint(tmp_path / "runs" / "now")
     v1 = {**v1, "train": {**v1["train"], "out_dir": str(tmp_path / "runs"), "name": "now", "max_steps": 2}}

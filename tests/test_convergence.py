@@ -15,6 +15,8 @@ import torch
 
 from i2i.losses.toy import RECIPES, generate, ring_centres, sample_mixture, sliced_wasserstein, train
 
+pytestmark = pytest.mark.slow  # hundreds of steps a recipe, on one thread
+
 STEPS = 300
 LONGER = {"wgangp": 600}
 SKIP = {"fgan_tv"}  # diverges on the ring without a penalty; see fgan_tv+r1

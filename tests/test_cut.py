@@ -8,11 +8,11 @@ import torch
 import yaml
 from torch import nn
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.configure import build_config
 from i2i.data.io import read_image, write_image
-from i2i.engine.checkpoint import load_checkpoint
 from i2i.engine.optim import group_parameters
 from i2i.errors import ConfigError
 from i2i.losses import PatchNCELoss

@@ -6,9 +6,9 @@ import torch
 import yaml
 
 from i2i import load_translator
+from i2i.checkpoint import load_checkpoint, save_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.configure import build_config
-from i2i.engine.checkpoint import load_checkpoint, save_checkpoint
 
 TINY_G = {"name": "tiramisu", "n_blocks": 2, "layers": 2, "bottleneck_layers": 2, "growth": 4,
           "first_channels": 8, "up_channels": 8}

@@ -21,10 +21,10 @@ import yaml
 
 from i2i.configure import build_config
 from i2i.data import ResumableSampler
-from i2i.errors import DataError
 from i2i.engine.distributed import broadcast_module, broadcast_statistics
 from i2i.engine.reducer import GradReducer
-from i2i.engine.runtime import step_generator
+from i2i.engine.rng import step_generator
+from i2i.errors import DataError
 from i2i.losses import build_penalty
 from i2i.nn.sync_bn import convert_sync_batchnorm
 

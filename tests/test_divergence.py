@@ -2,9 +2,9 @@
 healthy checkpoint with lower learning rates, and stops with one line after too many rollbacks."""
 import pytest
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.config import DivergenceConfig
-from i2i.engine.checkpoint import load_checkpoint
 from i2i.engine.divergence import DivergenceGuard
 from i2i.errors import ConfigError
 from reliability_helpers import records, tiny_config

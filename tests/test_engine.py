@@ -2,13 +2,14 @@
 import pytest
 import torch
 
+from i2i.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from i2i.config import OptimConfig, TrainConfig
-from i2i.engine.checkpoint import list_checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 from i2i.engine.optim import make_optimizer
-from i2i.engine.runtime import check_amp, select_device, step_generator
+from i2i.engine.rng import step_generator
 from i2i.engine.schedule import lr_lambda
 from i2i.errors import CheckpointError, ConfigError
 from i2i.models.image_pool import ImagePool
+from i2i.runtime import check_amp, select_device
 
 
 def test_linear_policy_matches_the_reference_rule():
@@ -131,7 +132,7 @@ def test_the_distributed_backend_follows_the_training_device_not_the_host(monkey
 
 def test_checkpoints_hold_the_rng_state_of_their_own_gpu_only(monkeypatch):
     # a multi-GPU checkpoint resumes on fewer GPUs; checked with CUDA's functions replaced (no GPU needed)
-    from i2i.engine.runtime import rng_state, set_rng_state
+    from i2i.engine.rng import rng_state, set_rng_state
 
     gpu_states = {i: torch.full((4,), i, dtype=torch.uint8) for i in range(4)}  # one generator per GPU
     restored = []
@@ -177,7 +178,7 @@ def numerics_restored(monkeypatch):
 def test_tf32_and_determinism_policy(numerics_restored):
     import os
 
-    from i2i.engine.runtime import set_numerics
+    from i2i.runtime import set_numerics
 
     set_numerics(torch.device("cuda"), tf32=True, deterministic=True)  # the flags are set without a GPU
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32

@@ -6,9 +6,9 @@ import signal
 import pytest
 import torch
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.configure import load_config
-from i2i.engine.checkpoint import load_checkpoint
 from i2i.engine.guard import StopTraining
 from i2i.engine.trainer import Trainer
 from reliability_helpers import losses, tiny_config

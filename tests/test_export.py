@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from i2i import load_translator
+from i2i.checkpoint import save_checkpoint
 from i2i.cli.export import main
 from i2i.config import to_dict
 from i2i.configure import build_config
-from i2i.engine.checkpoint import save_checkpoint
 from i2i.models import build_model
 
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from i2i import load_translator
+from i2i.checkpoint import save_checkpoint
 from i2i.cli.export import main as export_main
 from i2i.cli.translate import main as translate_main
 from i2i.config import to_dict
 from i2i.configure import build_config
 from i2i.data.io import read_image, write_image
 from i2i.deploy import CONFIG, WEIGHTS
-from i2i.engine.checkpoint import save_checkpoint
 from i2i.errors import CheckpointError, ConfigError
 from i2i.models import build_model
 

@@ -6,9 +6,9 @@ from collections import namedtuple
 import pytest
 import torch
 
+from i2i import checkpoint as ckpt_module
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
-from i2i.engine import checkpoint as ckpt_module
-from i2i.engine.checkpoint import load_checkpoint
 from reliability_helpers import tiny_config
 
 Usage = namedtuple("Usage", "total used free")

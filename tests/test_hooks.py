@@ -10,14 +10,14 @@ from torch import nn
 
 from i2i.config import DivergenceConfig, EvalConfig
 from i2i.engine import hooks as hooks_module
-from i2i.engine.checkpoint import load_checkpoint, save_checkpoint
+from i2i.checkpoint import load_checkpoint, save_checkpoint
 from i2i.engine.divergence import DivergenceGuard, DivergenceHook
 from i2i.engine.ema import EMA
 from i2i.engine.guard import StopTraining
 from i2i.engine.hooks import (BadStepHook, CheckpointHook, EvalHook, Hook, LogHook, RolledBack, SampleHook,
                               SignalHook, StepEnd, TimeBudget)
-from i2i.engine.signals import StopSignals
 from i2i.errors import DataError
+from i2i.signals import StopSignals
 
 
 class Logger:

@@ -1,5 +1,8 @@
-"""The import graph of the package has no circle (function-local imports included)."""
+"""The import graph of the package has no circle (function-local imports included), and inference
+(loading a translator, translating, evaluating, exporting, sampling) imports nothing of the training engine."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import i2i
@@ -76,9 +79,58 @@ def test_find_circle_finds_one_and_only_one():
 
 def test_the_package_has_no_import_circle():
     graph = import_graph()
-    assert "i2i.translator" in graph["i2i"] and "i2i.errors" in graph["i2i.engine.checkpoint"]  # local, relative
+    assert "i2i.translator" in graph["i2i"] and "i2i.errors" in graph["i2i.checkpoint"]  # local, relative
     assert "i2i.engine.trainer" not in graph["i2i.engine.hooks"]  # (named for type checkers only)
     assert find_circle(graph) is None, " -> ".join(find_circle(graph))
+
+
+#: the modules of inference: the API, translation of one image and of many files, the exported folders and
+#: reference-repository files, and the commands that only run a trained model
+INFERENCE = ("i2i", "i2i.translator", "i2i.pipeline", "i2i.deploy", "i2i.reference",
+             "i2i.cli.translate", "i2i.cli.eval", "i2i.cli.export", "i2i.cli.sample")
+
+
+def reachable(graph: dict[str, set[str]], starts) -> set[str]:
+    """Every module ``starts`` import, directly or through others (themselves included)."""
+    seen, todo = set(), list(starts)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph[node])
+    return seen
+
+
+def test_reachable_follows_arrows_through_other_modules():
+    assert reachable({"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a"}}, ["a"]) == {"a", "b", "c"}
+
+
+def test_no_arrow_from_inference_into_the_training_engine():
+    graph = import_graph()
+    assert "i2i.engine.trainer" in reachable(graph, ["i2i.cli.train"])  # the engine is seen where it is used
+    assert {"i2i.checkpoint", "i2i.runtime"} <= reachable(graph, ["i2i"])
+    into_engine = {(m, t) for m in reachable(graph, INFERENCE) for t in graph[m] if t.startswith("i2i.engine")}
+    assert not into_engine, sorted(into_engine)
+
+
+def test_loading_a_translator_and_translating_import_no_training_code(tmp_path):
+    import torch
+
+    from i2i.checkpoint import save_checkpoint
+    from i2i.config import to_dict
+    from i2i.configure import build_config
+    from i2i.models import build_model
+
+    cfg = build_config({"model": "pix2pix", "data": {"root": "builtin:shapes"},
+                        "nets": {"G": {"name": "unet", "num_downs": 5, "ngf": 4}, "D": {"ndf": 4, "n_layers": 1}}})
+    torch.manual_seed(0)
+    save_checkpoint({"config": to_dict(cfg), "model": build_model(cfg).state_dict(), "step": 1}, tmp_path / "step_1.pt")
+    code = ("import sys, numpy as np, i2i\n"
+            f"out = i2i.load_translator({str(tmp_path / 'step_1.pt')!r}, device='cpu')(np.zeros((40, 36, 3), np.uint8))\n"
+            "print(out.shape, sorted(m for m in sys.modules if m.startswith('i2i.engine')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "(40, 36, 3) []", proc.stdout
 
 
 def test_the_version_has_one_source():

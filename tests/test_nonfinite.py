@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from i2i.checkpoint import list_checkpoints, load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.configure import load_config
-from i2i.engine.checkpoint import list_checkpoints, load_checkpoint
 from i2i.engine.logger import RunLogger
 from i2i.engine.trainer import Trainer
 from i2i.errors import CheckpointError

@@ -70,7 +70,7 @@ def test_missing_weights_and_another_model(tmp_path, ckpt, capsys):
 
 
 def test_checkpoints_carry_the_i2i_version_and_another_one_is_said(tmp_path, ckpt, capsys):
-    from i2i.engine.checkpoint import load_checkpoint
+    from i2i.checkpoint import load_checkpoint
 
     state = torch.load(ckpt, weights_only=True)
     assert state["i2i_version"] == __version__ and state["format"] == 2

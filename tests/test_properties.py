@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from i2i.config import Config, parse_overrides, read_yaml
-from i2i.configure import build_config, combine
+from i2i.configure import build_config
 from i2i.data.io import read_image
 from i2i.errors import ConfigError, DataError
 
@@ -79,7 +79,7 @@ set_strings = st.one_of(
 
 def config_or_error(tree, sets):
     try:
-        cfg = build_config(combine(tree, sets), check_paths=False)
+        cfg = build_config(tree, sets, check_paths=False)
     except ConfigError as exc:
         assert "\n" not in str(exc), str(exc)
         return None

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
+from i2i.checkpoint import list_checkpoints, load_checkpoint
 from i2i.cli.import_reference import main as import_main
 from i2i.cli.train import main as train_main
-from i2i.engine.checkpoint import list_checkpoints, load_checkpoint
 from i2i.nn import build_discriminator, build_generator
 
 G = {"name": "resnet", "ngf": 4, "n_blocks": 1, "norm": "instance"}

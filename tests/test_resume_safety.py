@@ -5,8 +5,8 @@ import shutil
 import torch
 import yaml
 
+from i2i.checkpoint import list_checkpoints, load_checkpoint
 from i2i.cli.train import main as train_main
-from i2i.engine.checkpoint import list_checkpoints, load_checkpoint
 from reliability_helpers import losses, records, snapshot, tiny_config
 
 

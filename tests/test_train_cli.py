@@ -7,10 +7,10 @@ import torch
 import yaml
 
 from i2i import load_translator
+from i2i.checkpoint import list_checkpoints, load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.data.io import read_image, write_image
-from i2i.engine.checkpoint import list_checkpoints, load_checkpoint
 
 TINY = {
     "pix2pix": {
@@ -236,7 +236,7 @@ def test_translate_aligned_inputs_uses_one_half(tmp_path):
 
 
 def test_sample_grid_layout():
-    from i2i.engine.logger import image_grid
+    from i2i.tiling import image_grid
 
     a, b = torch.zeros(3, 4, 5), torch.full((3, 4, 5), -1.0)
     grid = image_grid([[a, b], [b, a]], pad=2)

@@ -156,8 +156,8 @@ def test_resume_with_fp16_from_a_checkpoint_written_without_it(tmp_path, fp16_on
     import yaml
 
     from i2i.cli.train import main as train_main
-    from i2i.engine.checkpoint import load_checkpoint
-    from i2i.engine.runtime import LossScalers
+    from i2i.checkpoint import load_checkpoint
+    from i2i.engine.scalers import LossScalers
 
     tree = {**PIX2PIX, "data": DATA, "train": {"out_dir": str(tmp_path / "runs"), "name": "run", "max_steps": 2},
             "log": {"progress": False, "tensorboard": False}}

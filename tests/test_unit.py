@@ -4,13 +4,12 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
+from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
 from i2i.configure import build_config
 from i2i.data.io import read_image, write_image
-from i2i.engine.checkpoint import load_checkpoint
 from i2i.engine.optim import group_parameters
 from i2i.losses import kl_unit_variance
 from i2i.models import build_model
@@ -95,25 +94,19 @@ def test_defaults_are_the_authors():
     assert cfg.losses.gan.name == "lsgan" and cfg.losses.gan.params == {"half": False}
 
 
-def write_config(tmp_path, name, **train):
-    tree = {"model": "unit", "nets": TINY_NETS, "data": {**DATA, "no_flip": True},
-            "optim": {"default": {"lr": 1e-3}},
-            "train": {"out_dir": str(tmp_path / "runs"), "name": name, "checkpoint_every": 1000, **train},
-            "log": {"every": 1, "sample_every": 1000, "progress": False, "tensorboard": False}}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(tree))
-    return path
+#: a tiny UNIT run: 4 items in batches of 1, no flips (a resumed run draws the same batches)
+RUN = {"model": "unit", "nets": TINY_NETS, "data": {**DATA, "no_flip": True}, "optim": {"default": {"lr": 1e-3}}}
 
 
 @pytest.mark.smoke
-def test_training_lowers_reconstruction_resumes_exactly_and_translates_both_ways(tmp_path):
+def test_training_lowers_reconstruction_resumes_exactly_and_translates_both_ways(tmp_path, tiny_run):
     # 4 items, batch 1: 4 steps an epoch
-    assert train_main(["--config", str(write_config(tmp_path, "full", epochs=6, epochs_decay=0))]) == 0
+    assert train_main(["--config", str(tiny_run("full", RUN, epochs=6, epochs_decay=0))]) == 0
     rows = [json.loads(line) for line in (tmp_path / "runs" / "full" / "metrics.jsonl").read_text().splitlines()]
     first, last = rows[:4], rows[-4:]
     for key in ("train/rec_A", "train/rec_B", "train/cycle_A"):
         assert np.mean([r[key] for r in last]) < 0.8 * np.mean([r[key] for r in first]), key
-    cut = write_config(tmp_path, "cut", epochs=6, epochs_decay=0, max_steps=7)
+    cut = tiny_run("cut", RUN, epochs=6, epochs_decay=0, max_steps=7)
     assert train_main(["--config", str(cut)]) == 0
     assert train_main(["--resume", str(tmp_path / "runs" / "cut"), "--set", "train.max_steps=0"]) == 0
     a, b = load_checkpoint(tmp_path / "runs" / "full"), load_checkpoint(tmp_path / "runs" / "cut")

@@ -201,7 +201,7 @@ def bench_translate(name: str, args: argparse.Namespace, tmp: str) -> dict:
     from i2i.configure import load_config
     from i2i.data import build_dataset
     from i2i.data.io import tensor_to_image, write_image
-    from i2i.engine.runtime import autocast
+    from i2i.runtime import autocast
     from i2i.engine.trainer import Trainer
     from i2i.pipeline import Reading, translate_files
 

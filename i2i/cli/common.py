@@ -71,7 +71,7 @@ def run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> in
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt as exc:  # (i2i.engine.signals.Interrupted names the signal)
+    except KeyboardInterrupt as exc:  # (i2i.signals.Interrupted names the signal)
         print(exc if hasattr(exc, "signal") else "interrupted", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
     except (OSError, MemoryError, RuntimeError) as exc:  # the file system or the machine said no

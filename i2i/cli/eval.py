@@ -31,9 +31,9 @@ import torch
 from tqdm import tqdm
 
 from .. import metrics as _metrics  # noqa: F401 - registers the metrics
-from ..engine.runtime import select_device
 from ..errors import ConfigError, DataError
 from ..registry import METRICS, RegistryError
+from ..runtime import select_device
 from .common import add_debug, add_import, add_offline, run
 from .paths import check_apart, check_gallery_dir, check_output_file, inside
 

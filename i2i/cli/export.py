@@ -112,7 +112,7 @@ def export_onnx(gen: torch.nn.Module, example: torch.Tensor, path: Path, meta: d
 def _checkpoint_file(source: Path) -> Path:
     """The file ``--checkpoint`` reads (a run folder's newest checkpoint; an exported folder's weights)."""
     from ..deploy import WEIGHTS, is_folder
-    from ..engine.checkpoint import resolve_checkpoint
+    from ..checkpoint import resolve_checkpoint
 
     return source / WEIGHTS if is_folder(source) else resolve_checkpoint(source)
 
@@ -174,7 +174,7 @@ def export(args: argparse.Namespace) -> int:
     multiple = int(getattr(gen, "size_multiple", 1))
     meta = {"size_multiple": multiple, "in_channels": c_in, "out_channels": c_out, "direction": args.direction,
             "input_range": "[-1, 1]", "generator": type(gen).__name__}
-    if getattr(translator.cfg.model, "test_batch_stats", False):
+    if translator.cfg.model.test_batch_stats:
         print("note: model.test_batch_stats is on; the exported generator runs in eval mode (running batch-norm "
               "statistics, no dropout), unlike i2i-translate", file=sys.stderr)
     examples = _examples(c_in, multiple)

@@ -79,7 +79,6 @@ def check_output(out: Path, inputs: list[Path]) -> None:
 
 def run_config(model: str, gens, discs, overrides: list[str]):
     """The run's config: the translator's defaults, the networks of the files, ``--set`` on top."""
-    from ..config import merge, parse_overrides
     from ..configure import build_config
 
     g = gens[0].arch
@@ -95,7 +94,7 @@ def run_config(model: str, gens, discs, overrides: list[str]):
     if model == "cyclegan" and discs[0] and discs[1] and discs[0].arch.net_config() != discs[1].arch.net_config():
         raise CheckpointError(f"{discs[1].path}: not the architecture of {discs[0].path}; i2i's CycleGAN "
                               "builds both discriminators alike")
-    cfg = build_config(merge(tree, parse_overrides(overrides)), check_paths=False)
+    cfg = build_config(tree, overrides, check_paths=False)
     for role, ref in (("G", gens[0]), ("D", discs[0])):
         for key, value in (ref.arch.net_config().items() if ref else ()):
             now = cfg.nets[role].name if key == "name" else cfg.nets[role].params.get(key)
@@ -110,7 +109,8 @@ def fresh_state(cfg, model) -> dict:
     from ..engine.divergence import DivergenceGuard
     from ..engine.ema import EMA
     from ..engine.optim import group_parameters, make_optimizer, make_scheduler
-    from ..engine.runtime import LossScalers, rng_state
+    from ..engine.rng import rng_state
+    from ..engine.scalers import LossScalers
 
     cpu = torch.device("cpu")
     modules = model.optim_groups()
@@ -129,9 +129,9 @@ def fresh_state(cfg, model) -> dict:
 
 
 def import_run(args: argparse.Namespace) -> int:
+    from ..checkpoint import checkpoint_dir, save_checkpoint
     from ..config import save_config
-    from ..engine.checkpoint import checkpoint_dir, save_checkpoint
-    from ..engine.runtime import seed_everything
+    from ..engine.rng import seed_everything
     from ..models import build_model
     from ..reference import open_reference
     from ..utils import current_umask

@@ -1,11 +1,11 @@
 """``i2i-sample``: draw image pairs from a checkpoint of a translator that generates from noise (CoGAN).
 
-Writes ``OUTPUT/A/00000.png ...`` and ``OUTPUT/B/00000.png ...`` (the files of one
-name come from the same latent vector, so they form a pair) and ``OUTPUT/grid.png``
-(rows of A | B pairs: the first :data:`GRID_PAIRS`).  Pairs are written as they are
-generated, :data:`CHUNK` at a time, so memory does not grow with ``--n``.  Every file is
-written atomically; existing files are never replaced unless ``--overwrite``: without it
-the command writes nothing and says so.
+A model that samples draws one image of each of its ``sample_domains`` from the same noise (CoGAN: A and B,
+a pair).  Writes ``OUTPUT/A/00000.png ...``, ``OUTPUT/B/00000.png ...`` (a folder per domain; the files of
+one name come from the same latent vector) and ``OUTPUT/grid.png`` (rows of A | B pairs: the first
+:data:`GRID_PAIRS`).  Pairs are written as they are generated, :data:`CHUNK` at a time, so memory does not
+grow with ``--n``.  Every file is written atomically; existing files are never replaced unless
+``--overwrite``: without it the command writes nothing and says so.
 """
 from __future__ import annotations
 
@@ -46,23 +46,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def pair_grid(images_a: torch.Tensor, images_b: torch.Tensor, per_row: int) -> torch.Tensor:
-    """One C x H x W grid: ``per_row`` pairs a row, each pair A | B (grayscale shown as RGB)."""
-    from ..engine.logger import image_grid
+def pair_grid(batches: list[torch.Tensor], per_row: int) -> torch.Tensor:
+    """One C x H x W grid of the images of ``batches`` (one per domain): ``per_row`` pairs a row, each pair
+    A | B (grayscale shown as RGB)."""
+    from ..tiling import image_grid
 
-    a, b = (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in (images_a, images_b))
-    cells = [image for pair in zip(a, b) for image in pair]
-    return image_grid([cells[i: i + 2 * per_row] for i in range(0, len(cells), 2 * per_row)])
+    batches = [t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in batches]
+    cells = [image for pair in zip(*batches) for image in pair]
+    width = len(batches) * per_row
+    return image_grid([cells[i: i + width] for i in range(0, len(cells), width)])
 
 
 def _name(i: int) -> str:
     return f"{i:05d}.png"
 
 
-def existing_outputs(out: Path, n: int) -> list[Path]:
+def existing_outputs(out: Path, n: int, domains: tuple[str, ...]) -> list[Path]:
     """The output files of ``n`` pairs that exist already (found by listing ``out``, not by name: ``n`` may be large)."""
     found = [out / "grid.png"] if (out / "grid.png").exists() else []
-    for side in ("A", "B"):
+    for side in domains:
         folder = out / side
         if folder.is_dir():
             found += sorted(p for p in folder.iterdir()
@@ -79,30 +81,30 @@ def sample(args: argparse.Namespace) -> int:
         raise UsageError(f"--n must be >= 1, got {args.n}")
     check_seed(args.seed)
     out = check_apart(check_output_dir(args.output, "--output"), "--output", [("--checkpoint", args.checkpoint)])
-    existing = existing_outputs(out, args.n)
-    if existing and not args.overwrite:
-        raise UsageError(f"{existing[0]} exists ({len(existing)} output file(s) do): use --overwrite or another --output")
     translator = load_translator(args.checkpoint, device=args.device, weights=args.weights,
                                  imports=args.imports, trust_imports=args.trust_imports)
     model = translator.model
+    domains = model.sample_domains
+    if not domains:
+        raise UsageError(f"--checkpoint {args.checkpoint}: a {model.settings.name} checkpoint translates images "
+                         "and does not sample from noise (use i2i-translate)")
+    existing = existing_outputs(out, args.n, domains)
+    if existing and not args.overwrite:
+        raise UsageError(f"{existing[0]} exists ({len(existing)} output file(s) do): use --overwrite or another --output")
     generator = torch.Generator().manual_seed(args.seed)
-    grid_a, grid_b = [], []
+    grid: list[list[torch.Tensor]] = [[] for _ in domains]  # per domain, the chunks of the first GRID_PAIRS
     for start in range(0, args.n, CHUNK):
-        try:
-            a, b = model.sample(min(CHUNK, args.n - start), generator)
-        except NotImplementedError:
-            raise UsageError(f"--checkpoint {args.checkpoint}: a {model.settings.name} checkpoint translates images "
-                             "and does not sample from noise (use i2i-translate)") from None
-        a, b = a.clamp(-1, 1).cpu(), b.clamp(-1, 1).cpu()
-        for i, (image_a, image_b) in enumerate(zip(a, b), start):
-            write_image(out / "A" / _name(i), tensor_to_image(image_a))
-            write_image(out / "B" / _name(i), tensor_to_image(image_b))
+        batches = [t.clamp(-1, 1).cpu() for t in model.sample(min(CHUNK, args.n - start), generator)]
+        for i, images in enumerate(zip(*batches), start):
+            for domain, image in zip(domains, images):
+                write_image(out / domain / _name(i), tensor_to_image(image))
         if start < GRID_PAIRS:
-            grid_a.append(a[: GRID_PAIRS - start])
-            grid_b.append(b[: GRID_PAIRS - start])
-    shown = min(args.n, GRID_PAIRS)
-    write_image(out / "grid.png", tensor_to_image(pair_grid(torch.cat(grid_a), torch.cat(grid_b), math.ceil(math.sqrt(shown)))))
-    print(f"wrote {args.n} pair(s) into {out}/A and {out}/B, grid: {out / 'grid.png'}", file=sys.stderr)
+            for shown, images in zip(grid, batches):
+                shown.append(images[: GRID_PAIRS - start])
+    per_row = math.ceil(math.sqrt(min(args.n, GRID_PAIRS)))
+    write_image(out / "grid.png", tensor_to_image(pair_grid([torch.cat(chunks) for chunks in grid], per_row)))
+    folders = " and ".join(f"{out}/{domain}" for domain in domains)
+    print(f"wrote {args.n} pair(s) into {folders}, grid: {out / 'grid.png'}", file=sys.stderr)
     return 0
 
 

@@ -41,7 +41,7 @@ def _new_run_dir(out_dir: str, name: str) -> Path:
 def _shared_run_dir(out_dir: str | Path, name: str, device: str) -> Path:
     """Pick the run folder on rank 0 and share it with the other processes (of ``train.device``)."""
     from ..engine import distributed as dist
-    from ..engine.runtime import select_device
+    from ..runtime import select_device
     import torch.distributed as tdist
 
     check_output_dir(out_dir, "train.out_dir")
@@ -96,7 +96,7 @@ def train(args: argparse.Namespace) -> int:
     from ..engine.distributed import init_distributed
     from ..engine.resume import open_resume_point
     from ..engine.runlock import lock_run_dir
-    from ..engine.runtime import select_device
+    from ..runtime import select_device
 
     point, files = None, []
     if args.resume:

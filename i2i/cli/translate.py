@@ -193,7 +193,7 @@ def _translate_tiled(translator, x: torch.Tensor, direction: str, tile: int, ove
 def translate_folder(args: argparse.Namespace) -> int:
     from .. import load_translator
     from ..data.io import IMAGE_EXTENSIONS
-    from ..engine.signals import Interrupted, interrupt_on_signals
+    from ..signals import Interrupted, interrupt_on_signals
     from ..pipeline import Reading, translate_files
 
     if args.batch_size < 1:
@@ -231,7 +231,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     skipped = len(jobs) - len(todo)
     if args.method == "dcp":
         from ..dehaze import DarkChannelPrior
-        from ..engine.runtime import select_device
+        from ..runtime import select_device
 
         translator = DarkChannelPrior(device=select_device(args.device or "auto", key="--device"))
     else:
@@ -259,7 +259,7 @@ def translate_folder(args: argparse.Namespace) -> int:
     unwritten: list[tuple[Path, str]] = []
     try:
         with interrupt_on_signals():  # written outputs stay whole, no temporary file stays behind
-            failed, fit = translate_files(translator, todo, reading, batch_size=args.batch_size,
+            failed, report = translate_files(translator, todo, reading, batch_size=args.batch_size,
                                           workers=args.workers, write_threads=args.write_threads, amp=args.amp,
                                           tile=tiles[0] if tiles else 0, tile_above=args.tile_above, tiled=tiled,
                                           unwritten=unwritten)
@@ -272,9 +272,8 @@ def translate_folder(args: argparse.Namespace) -> int:
     source = f" with {translator.checkpoint}" if getattr(translator, "checkpoint", "") else ""
     print(f"translated {done} image(s) into {out_root}{source}"
           + (f", kept {skipped} existing (use --overwrite)" if skipped else ""), file=sys.stderr)
-    if fit:
-        print(f"mean reconstruction error of the latent inversion: {sum(fit) / len(fit):.4f} (MSE, pixels in [-1, 1])",
-              file=sys.stderr)
+    for name, mean in report.items():
+        print(f"mean {name}: {mean:.4f}", file=sys.stderr)
     if args.html:
         from ..gallery import translation_gallery
         bad = {src for src, _ in failed + unwritten}

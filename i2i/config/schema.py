@@ -26,6 +26,9 @@ class ModelSettings:
     """Base of every translator's settings (the ``model:`` section)."""
 
     name: str = "pix2pix"  #: registered translator (pix2pix, cyclegan, ...)
+    #: inference normalizes with the test batch's statistics and keeps dropout on, as in training
+    #: (``Model.translate``; running statistics are left as they were)
+    test_batch_stats: bool = False
 
 
 # --------------------------------------------------------------------------- networks

@@ -149,6 +149,9 @@ class DarkChannelPrior:
     def channels(self, direction: str = "AtoB") -> tuple[int, int]:
         return 3, 3
 
+    def translation_report(self) -> dict[str, float]:
+        return {}  # (the translator interface) nothing to measure
+
     def __call__(self, image):
         if torch.is_tensor(image):
             batched = image.dim() == 4

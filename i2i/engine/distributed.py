@@ -50,7 +50,7 @@ def backend_for(device: torch.device) -> str:
 
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the process group when started by torchrun (WORLD_SIZE > 1), with the backend of the
-    training device (``train.device`` resolved by :func:`i2i.engine.runtime.select_device`)."""
+    training device (``train.device`` resolved by :func:`i2i.runtime.select_device`)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()

@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..checkpoint import checkpoint_dir, list_checkpoints, read_checkpoint, step_of
 from ..config import DivergenceConfig
 from ..errors import ConfigError
 from . import distributed as dist
-from .checkpoint import checkpoint_dir, list_checkpoints, read_checkpoint, step_of
 from .guard import StopTraining
 from .hooks import Hook, RolledBack, StepEnd
 from .logger import RunLogger

@@ -30,7 +30,7 @@ from ..metrics import MetricSuite, higher_is_better, read_palette
 from ..nn.sync_bn import local_statistics
 from ..snapshot import restored
 from . import distributed as dist
-from .runtime import rng_state, set_rng_state
+from .rng import rng_state, set_rng_state
 
 
 @contextlib.contextmanager

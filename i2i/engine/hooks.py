@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
+from ..checkpoint import checkpoint_dir, list_checkpoints, save_checkpoint
 from ..config import EvalConfig
 from ..data.skipping import one_line
 from ..errors import DataError
 from . import distributed as dist
 from . import speed
-from .checkpoint import checkpoint_dir, list_checkpoints, save_checkpoint
 from .guard import StopTraining, finite_state
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ class CheckpointHook(Hook):
 
 
 class SignalHook(Hook):
-    """SIGINT and SIGTERM (:class:`~i2i.engine.signals.StopSignals`) stop training after the step during which one
+    """SIGINT and SIGTERM (:class:`~i2i.signals.StopSignals`) stop training after the step during which one
     came, with a checkpoint; with several processes, which must agree, at the next log step."""
 
     def __init__(self, every: int) -> None:

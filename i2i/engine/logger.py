@@ -12,18 +12,7 @@ import numpy as np
 import torch
 
 from ..data.io import tensor_to_image, write_image
-
-
-def image_grid(rows: list[list[torch.Tensor]], pad: int = 2) -> torch.Tensor:
-    """Tile equally sized C x H x W images (rows of columns) on a white background."""
-    c, h, w = rows[0][0].shape
-    n_rows, n_cols = len(rows), len(rows[0])
-    grid = torch.ones(c, pad + n_rows * (h + pad), pad + n_cols * (w + pad))
-    for i, row in enumerate(rows):
-        for j, image in enumerate(row):
-            top, left = pad + i * (h + pad), pad + j * (w + pad)
-            grid[:, top : top + h, left : left + w] = image
-    return grid
+from ..tiling import image_grid
 
 
 def json_number(value: float) -> float | str:

@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
+from ..checkpoint import list_checkpoints, load_newest, read_checkpoint, resolve_checkpoint, step_of
 from ..config.bounded import load_yaml
 from ..config.tree import edited_since_saved
 from ..errors import ConfigError
 from ..utils import atomic_write_text
-from .checkpoint import list_checkpoints, load_newest, read_checkpoint, resolve_checkpoint, step_of
 
 
 @dataclass

@@ -17,29 +17,30 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import checkpoint_dir, load_weights, prune_checkpoints, save_checkpoint
 from ..config import Config, to_dict
 from ..configure import check_model_fit
 from ..data import build_dataset, build_loader
 from ..data.skipping import SkipUnreadable, one_line, report_skipped
 from ..errors import CheckpointError, DataError
+from ..losses import global_batch
 from ..models import build_model
 from ..nn.sync_bn import convert_sync_batchnorm
+from ..runtime import autocast, check_amp, resolve_amp, select_device, set_numerics
+from ..signals import StopSignals
 from ..snapshot import Snapshot
 from . import distributed as dist
 from . import speed
-from .checkpoint import checkpoint_dir, load_weights, prune_checkpoints, save_checkpoint
 from .divergence import DivergenceGuard, DivergenceHook
 from .ema import EMA
-from ..losses import global_batch
 from .guard import BadStepGuard, StopTraining, finite_grads, finite_state, not_finite
 from .hooks import (BadStepHook, CheckpointHook, EvalHook, Hook, LogHook, RolledBack, SampleHook, SignalHook, StepEnd,
                     TimeBudget)
 from .logger import RunLogger
 from .optim import group_parameters, make_optimizer, make_scheduler, step_schedulers, step_unless
 from .reducer import GradReducer
-from .runtime import (LossScalers, autocast, check_amp, resolve_amp, rng_state, seed_everything, select_device,
-                      set_numerics, set_rng_state, step_generator)
-from .signals import StopSignals
+from .rng import rng_state, seed_everything, set_rng_state, step_generator
+from .scalers import LossScalers
 
 
 def _set_requires_grad(params, flag: bool) -> None:
@@ -166,7 +167,7 @@ class Trainer:
                     self.updates = self.updates + (~bad).long()  # on the device; read when the run ends
                 model.after_step(phase.name, ~bad)
                 if graded:
-                    scaler.update()  # once per iteration for this phase's scaler (i2i.engine.runtime.LossScalers)
+                    scaler.update()  # once per iteration for this phase's scaler (i2i.engine.scalers.LossScalers)
                 _set_requires_grad(frozen, True)
                 logs.update(phase_logs)
         buffers.restore(guard.end_step(self.step + 1))  # the batch-norm statistics of a bad step are put back

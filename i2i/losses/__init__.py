@@ -17,6 +17,7 @@ CUT's contrastive loss between the feature taps of an output and of its input.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..registry import GAN_LOSSES, PENALTIES, Registry
@@ -28,7 +29,8 @@ from .penalties import Penalty
 from .perceptual import PerceptualLoss
 
 
-def _build(registry: Registry, name: str, what: str, **params):
+def _check(registry: Registry, name: str, what: str, params: dict) -> None:
+    """What a config can be checked for without building: the name, the parameter names, finite numbers."""
     if name not in registry:
         raise ConfigError(f"{what}: {registry._unknown(name)}")
     accepted = registry.parameters(name)
@@ -40,6 +42,10 @@ def _build(registry: Registry, name: str, what: str, **params):
     for key, value in params.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{what}: {registry.kind} {name!r}: {key} must be a finite number, got {value}")
+
+
+def _build(registry: Registry, name: str, what: str, **params):
+    _check(registry, name, what, params)
     try:
         return registry.build(name, **params)
     except (TypeError, ValueError) as exc:
@@ -59,14 +65,40 @@ def build_penalty(type: str, weight: float, **params) -> Penalty | None:
 
 
 def check_losses(cfg) -> None:
-    """Build the objective and penalty of a ``losses:`` section once, so a bad name or parameter fails early."""
-    build_gan_loss(cfg.gan.name, **cfg.gan.params)
-    build_penalty(cfg.penalty.type, cfg.penalty.weight, **cfg.penalty.params)
+    """Check the names, parameter names and numbers of a ``losses:`` section, building nothing: the model
+    builds its objective once (:func:`build_objective`), where a value a builder refuses is the same one line."""
+    _check(GAN_LOSSES, cfg.gan.name, "losses.gan", cfg.gan.params)
+    if cfg.penalty.type != "none":
+        _check(PENALTIES, cfg.penalty.type, "losses.penalty", {"weight": cfg.penalty.weight, **cfg.penalty.params})
+
+
+@dataclass
+class Objective:
+    """The adversarial losses of a ``losses:`` section, built, with the schedule they ask for."""
+
+    gan: GANLoss
+    penalty: Penalty | None  #: ``losses.penalty``, else the objective's own (WGAN-GP's gp, DRAGAN's...)
+    n_critic: int  #: D steps per G step: ``losses.n_critic``, else the objective's own (5 for the WGANs)
+    penalty_every: int  #: the penalty's interval (lazy regularization; 1 without a penalty)
+
+
+def build_objective(cfg) -> Objective:
+    """The objective and penalty of a ``losses:`` section (built once, by the model) and their schedule."""
+    gan = build_gan_loss(cfg.gan.name, **cfg.gan.params)
+    pen = cfg.penalty
+    if pen.type != "none":
+        penalty = build_penalty(pen.type, pen.weight, **pen.params)
+    elif getattr(gan, "default_penalty", None):
+        penalty = build_penalty(*gan.default_penalty)
+    else:
+        penalty = None
+    return Objective(gan, penalty, cfg.n_critic or int(getattr(gan, "n_critic", 1)),
+                     pen.every if penalty is not None else 1)
 
 
 def gan_loss_names() -> list[str]:
     return GAN_LOSSES.names()
 
 
-__all__ = ["kl_unit_variance", "GANLoss", "Penalty", "PatchNCELoss", "PerceptualLoss", "build_gan_loss", "build_penalty",
-           "check_losses", "gan_loss_names"]
+__all__ = ["kl_unit_variance", "GANLoss", "Objective", "Penalty", "PatchNCELoss", "PerceptualLoss", "build_gan_loss",
+           "build_objective", "build_penalty", "check_losses", "gan_loss_names"]

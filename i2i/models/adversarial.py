@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..losses import build_gan_loss, build_penalty
+from ..losses import build_objective
 from .base import Model, Phase, scalar_logs
 
 
@@ -33,18 +33,10 @@ class AdversarialModel(Model):
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
-        self.gan = build_gan_loss(cfg.losses.gan.name, **cfg.losses.gan.params)
-        pen = cfg.losses.penalty
-        if pen.type != "none":
-            self.penalty = build_penalty(pen.type, pen.weight, **pen.params)
-        elif getattr(self.gan, "default_penalty", None):
-            kind, weight = self.gan.default_penalty
-            self.penalty = build_penalty(kind, weight)
-        else:
-            self.penalty = None
-        self.penalty_every = pen.every if self.penalty is not None else 1
+        objective = build_objective(cfg.losses)
+        self.gan, self.penalty = objective.gan, objective.penalty
+        self.n_critic, self.penalty_every = objective.n_critic, objective.penalty_every
         self.penalty_rng: torch.Generator | None = None  # the step's generator (start_step)
-        self.n_critic = cfg.losses.n_critic or int(getattr(self.gan, "n_critic", 1))
 
     # ------------------------------------------------------------------ to implement
     def discriminators(self) -> list[nn.Module]:

@@ -15,8 +15,11 @@ A translator is one registered class.  It declares
 and computes ``generate(batch)`` once per iteration, then ``loss(phase, batch,
 out)`` per phase (after ``start_step(generator)``, for random numbers shared by
 data-parallel processes).  Inference goes through ``translate(x, direction)`` (or
-``sample(n)`` for models that generate from noise), which never changes
-training state.  The engine (:mod:`i2i.engine`) does everything else.
+``sample(n)`` for the ``sample_domains`` of models that generate from noise), which
+never changes training state; ``translation_report()`` says how well the last
+translation went, where a model can tell (CoGAN's inversion error).  A model whose
+settings changed since an older checkpoint format upgrades them in
+``upgrade_settings``.  The engine (:mod:`i2i.engine`) does everything else.
 """
 from __future__ import annotations
 
@@ -62,6 +65,8 @@ class Model(nn.Module):
     two_domains: bool = True
     #: ``generator(direction)`` maps images to images (``i2i-export`` writes it as a file)
     exports_images: bool = True
+    #: the domains ``sample(n)`` draws one image of each from the same noise (empty: the model does not sample)
+    sample_domains: tuple[str, ...] = ()
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
@@ -72,6 +77,13 @@ class Model(nn.Module):
     def check_config(cls, cfg: Config, check_paths: bool = True) -> None:
         """Checks across sections that only this model knows (one-line ConfigError);
         ``check_paths=False``: a checkpoint's config read for inference (no training files needed)."""
+
+    @classmethod
+    def upgrade_settings(cls, fmt: int, model: dict, losses: dict) -> dict:
+        """The ``model:`` section of a config saved in the older checkpoint format ``fmt``, in today's form.
+        ``losses`` is that config's ``losses:`` section as saved (format 1 kept model weights there).
+        Unchanged by default."""
+        return model
 
     # ------------------------------------------------------------------ training
     def optim_groups(self) -> dict[str, list[nn.Module]]:
@@ -135,21 +147,28 @@ class Model(nn.Module):
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """Generator output for ``x``.  With ``test_batch_stats`` in the settings the generator
-        runs as in training (batch statistics of ``x``, dropout on, as the pix2pix paper does),
-        and its running statistics are restored afterwards."""
+        """Generator output for ``x``.  With ``model.test_batch_stats`` the generator runs as in
+        training (batch statistics of ``x``, dropout on, as the pix2pix paper does), and its running
+        statistics are restored afterwards."""
         self.check_direction(direction)
         gen = self.generator(direction)
         was_training = gen.training
-        gen.train(bool(getattr(self.settings, "test_batch_stats", False)))
+        gen.train(self.settings.test_batch_stats)
         try:
             with preserved_buffers(gen):
                 return gen(x)
         finally:
             gen.train(was_training)
 
+    def translation_report(self) -> dict[str, float]:
+        """Measures of the last ``translate`` call, each a mean over its images, by the name ``i2i-translate``
+        prints their mean under (``"reconstruction error ..."``); empty where the model has none to give."""
+        return {}
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """``n`` images of each of ``sample_domains`` (a list in that order, ``n x C x H x W`` in [-1, 1] each),
+        image ``i`` of every domain drawn from the same noise."""
         raise NotImplementedError(f"{self.settings.name} translates images and does not sample from noise")
 
 

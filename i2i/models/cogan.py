@@ -17,7 +17,7 @@ Translation, as the paper proposes: for an image x of domain A, find
 ``z* = argmin_z |G_A(z) - x|^2`` by Adam on z (``inversion_steps`` steps from
 ``inversion_restarts`` random starts, the best kept), then render ``G_B(z*)``.
 It costs an optimization per image and is only as good as G_A's fit of x
-(:attr:`CoGAN.last_inversion_error`).
+(:attr:`CoGAN.last_inversion_error`, reported by ``translation_report``).
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ class CoGAN(AdversarialModel):
     }
     phase_order = ("D", "G")
     directions = ("AtoB", "BtoA")
+    sample_domains = ("A", "B")  # one z, an image of each domain
     exports_images = False  # its generators take latent vectors; translation inverts them
     d_loss_weight = 1.0  # the authors' code sums D's real and fake terms
 
@@ -92,6 +93,9 @@ class CoGAN(AdversarialModel):
         if g_size is not None and cfg.data.preprocess != "none" and cfg.data.crop_size != g_size:
             raise ConfigError(f"data.crop_size: {cfg.data.crop_size} differs from nets.G.size {g_size}; the "
                               "discriminators compare real and generated images of the same size")
+        if cfg.model.test_batch_stats:
+            raise ConfigError("model.test_batch_stats: cogan translates by latent inversion, with its generators "
+                              "in eval mode; leave it off")
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
@@ -213,3 +217,7 @@ class CoGAN(AdversarialModel):
         self.last_inversion_error = float(error.mean())
         out = self.render(z)["AB".index(dst)]
         return resize(out, tuple(x.shape[-2:]))
+
+    def translation_report(self) -> dict[str, float]:
+        error = self.last_inversion_error
+        return {} if error is None else {"reconstruction error of the latent inversion (MSE, pixels in [-1, 1])": error}

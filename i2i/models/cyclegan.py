@@ -31,7 +31,6 @@ class CycleGANSettings(ModelSettings):
     lambda_cycle: float = rule(10.0, ge=0)  #: weight of both cycle losses (lambda_A = lambda_B)
     lambda_identity: float = rule(0.5, ge=0)  #: identity loss weight, as a fraction of lambda_cycle
     pool_size: int = rule(50, ge=0)  #: past fakes shown to each D (0 = off)
-    test_batch_stats: bool = False  #: inference normalizes with the test batch's statistics
 
 
 @MODELS.register("cyclegan")
@@ -50,6 +49,14 @@ class CycleGAN(AdversarialModel):
     }
     phase_order = ("G", "D")
     directions = ("AtoB", "BtoA")
+
+    @classmethod
+    def upgrade_settings(cls, fmt, model, losses):
+        if fmt < 2:  # i2i 0.1 kept the cycle and identity weights in losses
+            for old, new in (("cycle", "lambda_cycle"), ("identity", "lambda_identity")):
+                if old in losses:
+                    model[new] = losses[old]
+        return model
 
     @classmethod
     def check_config(cls, cfg, check_paths: bool = True) -> None:

@@ -39,7 +39,6 @@ class DehazeGANSettings(ModelSettings):
     vgg_w: float = rule(10.0, ge=0)  #: perceptual term (0 = no VGG needed)
     vgg_layers: List[str] = field(default_factory=lambda: ["pool4"])  #: VGG19 layers compared
     vgg_weights: str = ""  #: VGG19 weights file ('' = $I2I_VGG_WEIGHTS, then the torch hub cache, then a download; 'random' for tests)
-    test_batch_stats: bool = False  #: inference normalizes with the test batch's statistics
 
 
 @MODELS.register("dehazegan")

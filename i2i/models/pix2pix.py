@@ -45,6 +45,14 @@ class Pix2Pix(AdversarialModel):
     }
     phase_order = ("D", "G")
 
+    @classmethod
+    def upgrade_settings(cls, fmt, model, losses):
+        if fmt < 2:  # i2i 0.1: the L1 weight in losses, and a pool size pix2pix never used
+            model.pop("pool_size", None)
+            if "l1" in losses:
+                model["lambda_l1"] = losses["l1"]
+        return model
+
     def __init__(self, cfg) -> None:
         super().__init__(cfg)
         c_in, c_out = cfg.data.in_channels, cfg.data.out_channels

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from .._version import __version__
-from ..errors import CheckpointError
-from ..utils import atomic_path
+from ._version import __version__
+from .errors import CheckpointError
+from .utils import atomic_path
 
 FORMAT = 2  #: 2: the translator contract v2 config (1: i2i 0.1, upgraded on load)
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
