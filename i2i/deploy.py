@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from .errors import CheckpointError
-from .utils import current_umask
+from .utils import current_umask, replace_folder
 
 CONFIG = "config.yaml"
 WEIGHTS = "model.safetensors"
@@ -66,15 +66,9 @@ def save_folder(translator, folder: str | Path, replace: bool = False) -> Path:
         save_file(tensors, str(work / WEIGHTS), metadata=meta)
         for path, mode in ((work / CONFIG, 0o666), (work / WEIGHTS, 0o666), (work, 0o777)):
             os.chmod(path, mode & ~current_umask())
-        if folder.exists():
-            if not replace:
-                raise CheckpointError(f"{folder} exists")
-            old = work.with_suffix(".old")
-            os.replace(folder, old)
-            os.replace(work, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, folder)
+        if folder.exists() and not replace:
+            raise CheckpointError(f"{folder} exists")
+        replace_folder(work, folder)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return folder

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -102,3 +103,15 @@ def atomic_path(path: str | Path, sync: bool = False) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Move the finished folder ``new`` to ``target``; an existing ``target`` is swapped out first and
+    then removed, so ``target`` is always either the old folder or the new one, never a mixture."""
+    if target.exists():
+        old = new.with_suffix(".old")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from ..errors import DataError
+from ..utils import replace_folder
 from .io import list_images
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu"
@@ -234,13 +235,7 @@ def download(name: str, root: str | Path = "datasets", force: bool = False, base
         safe_extract(Path(part), work, url)
         found = _dataset_dir(work)
         check_layout(found, spec, url)
-        if target.exists():
-            old = work.with_suffix(".old")
-            os.replace(target, old)
-            os.replace(found, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(found, target)
+        replace_folder(found, target)
     finally:
         Path(part).unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
