@@ -66,7 +66,8 @@ class Arch:
         if self.family == "unet":
             return {"name": "unet", "ngf": self.width, "num_downs": self.depth, "norm": self.norm,
                     "dropout": self.dropout}
-        return {"name": "patchgan", "ndf": self.width, "n_layers": self.depth, "norm": self.norm}
+        return {"name": "patchgan", "ndf": self.width, "n_layers": self.depth, "norm": self.norm,
+                "antialias": self.antialias}
 
     def describe(self) -> str:
         what = {"resnet": f"ResNet generator, {self.depth} blocks, ngf {self.width}",
@@ -224,9 +225,6 @@ class Reference:
         """Load the file's weights into ``net`` (i2i's network of :attr:`arch`); one line where they do not fit."""
         from .checkpoint import load_weights
 
-        if self.arch.family == "patchgan" and self.arch.antialias:
-            raise CheckpointError(f"{self.path}: an anti-aliased PatchGAN discriminator (the CUT repository's "
-                                  "default); i2i's patchgan has no anti-aliased form")
         try:
             load_weights(net, mapped_state(self.state, self.arch, net.state_dict()), f"i2i's {self.arch.name}")
         except CheckpointError as exc:

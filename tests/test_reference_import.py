@@ -67,15 +67,18 @@ def test_pix2pix_and_cut_import_one_generator(tmp_path, capsys):
     assert state["config"]["nets"]["G"]["dropout"] is True  # as pix2pix trains its U-Net
     capsys.readouterr()
 
-    # CUT: its default discriminator is anti-aliased, which i2i's patchgan is not: D starts fresh, and says so
+    # CUT: its default discriminator is anti-aliased, as i2i's CUT's is
     aa = {**G, "antialias": True, "n_blocks": 2}
     reference_files(tmp_path / "c", g=aa, names=("G",))
-    torch.save({"model.0.weight": torch.zeros(4, 3, 4, 4), "model.0.bias": torch.zeros(4),
-                "model.2.filt": torch.ones(4, 1, 3, 3) / 9, "model.3.weight": torch.zeros(1, 4, 4, 4)},
-               tmp_path / "c" / "latest_net_D.pth")
+    torch.manual_seed(1)
+    cut_d = build_discriminator({**D, "antialias": True}, 3)
+    torch.save({**cut_d.state_dict(), "model.2.filt": torch.ones(4, 1, 3, 3) / 9}, tmp_path / "c" / "latest_net_D.pth")
     assert import_main([str(tmp_path / "c" / "latest_net_G.pth"), "--model", "cut", "--output",
                         str(tmp_path / "cut"), *TINY_DATA]) == 0
     assert "anti-aliased" in capsys.readouterr().err
+    state = load_checkpoint(tmp_path / "cut")
+    assert state["config"]["nets"]["D"]["antialias"] is True
+    assert torch.equal(state["model"]["D.model.3.weight"], cut_d.state_dict()["model.3.weight"])
     assert train_main(["--resume", str(tmp_path / "cut"), "--set", "train.max_steps=1", "--set",
                        "model.num_patches=8"]) == 0
     assert load_checkpoint(tmp_path / "cut")["step"] == 1

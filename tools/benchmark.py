@@ -56,6 +56,8 @@ CASES = {
     "cyclegan_128_6blocks": {**CYCLE, "size": (143, 128), "set": ["nets.G.name=resnet_6blocks"]},
     "cyclegan_256": {**CYCLE, "size": (286, 256)},
     "pix2pix_256": {**PIX, "size": (286, 256)},
+    "cut_128": {"config": "configs/cut_horse2zebra.yaml", "data": CYCLE["data"], "size": (143, 128)},
+    "fastcut_128": {"config": "configs/fastcut_horse2zebra.yaml", "data": CYCLE["data"], "size": (143, 128)},
 }
 
 

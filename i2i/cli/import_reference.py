@@ -61,7 +61,7 @@ def read_discriminator(path: Path | None, role: str):
         return None
     try:
         ref = open_reference(path)
-        if ref.arch.family != "patchgan" or ref.arch.antialias:
+        if ref.arch.family != "patchgan":
             raise CheckpointError(f"{path}: a {ref.arch.describe()}, which i2i's patchgan does not build")
     except CheckpointError as exc:
         print(f"note: {exc}; {role} starts from i2i's initialization", file=sys.stderr)

@@ -7,8 +7,8 @@ projection head F (``nets.F``, a network role of its own, stepped with G in the 
 ``nce_idt`` the same loss on G(y) and y, for y in B, plays the identity loss's part.
 
 Defaults follow the authors' code (``--CUT_mode CUT``): lambda_GAN 1, lambda_NCE 1, NCE identity on,
-nce_layers 0, 4, 8, 12, 16 of an antialiased ResNet-9 generator, 256 patches per layer, temperature
-0.07, a 2-layer MLP head of 256 units, Xavier init (gain 0.02) for G, D and F, LSGAN (plain MSE), no
+nce_layers 0, 4, 8, 12, 16 of an antialiased ResNet-9 generator, an antialiased PatchGAN, 256 patches
+per layer, temperature 0.07, a 2-layer MLP head of 256 units, Xavier init (gain 0.02) for G, D and F, LSGAN (plain MSE), no
 image pool, Adam(2e-4, 0.5, 0.999), 200 epochs then 200 of linear decay.  ``model: fastcut`` is
 ``--CUT_mode FastCUT``: lambda_NCE 10, no NCE identity, flip equivariance, 150 + 50 epochs.
 
@@ -66,7 +66,7 @@ class CUT(AdversarialModel):
         "nets": {
             "G": {"name": "resnet_9blocks", "ngf": 64, "norm": "instance", "dropout": False, "antialias": True,
                   **XAVIER},
-            "D": {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "instance", **XAVIER},
+            "D": {"name": "patchgan", "ndf": 64, "n_layers": 3, "norm": "instance", "antialias": True, **XAVIER},
             "F": {"name": "mlp", "units": 256, **XAVIER},
         },
         "losses": {"gan": {"name": "lsgan", "half": False}},

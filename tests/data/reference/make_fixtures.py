@@ -92,6 +92,12 @@ def main(repo: str, out: str = ".") -> None:
     net.init_weights(c, "normal", init_gain=0.1)
     save(out_dir / "cut_resnet.pt", c.state_dict(), x, eval_output(c, x))
 
+    # and its anti-aliased PatchGAN discriminator (the repository's default), 2 layers
+    torch.manual_seed(4)
+    cd = net.NLayerDiscriminator(3, ndf=8, n_layers=2, norm_layer=instance, no_antialias=False)
+    net.init_weights(cd, "normal", init_gain=0.1)
+    save(out_dir / "cut_D.pt", cd.state_dict(), x, eval_output(cd, x))
+
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
