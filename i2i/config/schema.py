@@ -147,6 +147,9 @@ class TrainConfig:
     device: str = "auto"  #: auto (cuda, mps, cpu), or an explicit torch device
     out_dir: str = "runs"  #: parent folder of run folders
     name: str = ""  #: run folder name (default: the config file's stem)
+    #: fine-tune: start the networks from a run folder, a checkpoint file or an i2i-export folder (a new run:
+    #: fresh optimizers, schedules and step count; networks the file lacks start fresh); ignored on resume
+    init_from: str = ""
     checkpoint_every: int = rule(1000, ge=1)  #: steps between checkpoints (also at each epoch end and at the end)
     keep_last: int = rule(3, ge=1)  #: checkpoints kept on disk
     threads: int = rule(0, ge=0)  #: torch CPU threads (0 = torch's default)

@@ -41,6 +41,7 @@ from .optim import group_parameters, make_optimizer, make_scheduler, step_schedu
 from .reducer import GradReducer
 from .rng import rng_state, seed_everything, set_rng_state, step_generator
 from .scalers import LossScalers
+from .warmstart import init_from
 
 
 def _set_requires_grad(params, flag: bool) -> None:
@@ -87,6 +88,8 @@ class Trainer:
 
         self.model = build_model(cfg).to(self.device)
         check_model_fit(cfg, self.model)
+        if cfg.train.init_from and resume is None:  # fine-tuning (i2i.engine.warmstart)
+            init_from(self.model, cfg.train.init_from, quiet=not self.dist.is_main)
         if cfg.train.sync_bn and self.dist.enabled:
             self.model = convert_sync_batchnorm(self.model)
         dist.broadcast_module(self.model)
