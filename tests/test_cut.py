@@ -8,6 +8,7 @@ import torch
 import yaml
 from torch import nn
 
+from i2i import load_translator
 from i2i.checkpoint import load_checkpoint
 from i2i.cli.train import main as train_main
 from i2i.cli.translate import main as translate_main
@@ -46,6 +47,7 @@ def test_defaults_are_the_authors():
     assert (g.type, g.lr, g.betas, g.schedule) == ("adam", 2e-4, [0.5, 0.999], "linear") and cut.optim["D"] == g
     assert cut.losses.gan.name == "lsgan" and cut.losses.gan.params == {"half": False}
     assert cut.nets["G"].name == "resnet_9blocks" and cut.nets["G"].params["antialias"] is True
+    assert cut.nets["D"].name == "patchgan" and cut.nets["D"].params["antialias"] is True
     assert cut.nets["F"].name == "mlp" and cut.nets["F"].params == {"units": 256}
     assert {role: (n.init, n.init_gain) for role, n in cut.nets.items()} == {r: ("xavier", 0.02) for r in "GDF"}
     assert (cut.train.epochs, cut.train.epochs_decay, cut.data.batch_size) == (200, 200, 1)
@@ -222,3 +224,7 @@ def test_training_resumes_exactly_and_translates(tmp_path, model):
                            "--output", str(tmp_path / "out")]) == 0
     assert read_image(tmp_path / "out" / "x.png").shape == (30, 42, 3)
     assert (tmp_path / "runs" / "full" / "samples" / "step_0000003.png").is_file()
+    # and through the Python API: the same image as the CLI wrote
+    translator = load_translator(tmp_path / "runs" / "full", device="cpu")
+    api = translator(read_image(src / "x.png"))
+    assert api.shape == (30, 42, 3) and np.abs(api.astype(int) - read_image(tmp_path / "out" / "x.png")).max() <= 1
