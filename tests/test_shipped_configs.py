@@ -133,3 +133,20 @@ def test_the_download_module_runs_as_a_command(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2
     assert capsys.readouterr().err.startswith("error: unknown dataset 'horse2zebr' (did you mean 'horse2zebra'?)")
     assert list(tmp_path.iterdir()) == []
+
+
+WATCHING = sorted(p.stem for p in SHIPPED.glob("*.yaml")
+                  if build_config(read_yaml(p.stem), check_paths=False).train.divergence.watch)
+
+
+@pytest.mark.parametrize("name", WATCHING)
+def test_the_losses_a_shipped_config_watches_for_divergence_are_ones_its_model_logs(name, tmp_path):
+    # a watched name the model does not log stops the run at its first log step: one step on built-in data shows it
+    cfg = build_config(read_yaml(name), check_paths=False)
+    root = "builtin:haze" if cfg.model.name == "dehazegan" else "builtin:shapes"
+    sets = [f"data.root={root}", "data.max_items=1", "data.batch_size=1", "data.load_size=128", "data.crop_size=128",
+            "data.num_workers=0", "data.cache_mb=0", "train.epochs=1", "train.epochs_decay=0", "train.time_budget_min=0",
+            f"train.out_dir={tmp_path}", "log.every=1", "log.sample_every=1000", "log.tensorboard=false", "log.progress=false", "eval.every=0"]
+    assert train_main(["--config", name, "--set", *sets]) == 0
+    (record,) = [r for r in map(yaml.safe_load, (tmp_path / name / "metrics.jsonl").read_text().splitlines())]
+    assert set(cfg.train.divergence.watch) <= {k.removeprefix("train/") for k in record}
