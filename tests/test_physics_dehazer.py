@@ -23,14 +23,18 @@ def mse(a, b):
     return float(((a - b) ** 2).mean())
 
 
+def autocast(dtype):
+    """CPU autocast to ``dtype`` as ``train.amp: bf16`` runs a step; ``None``: fp32."""
+    return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def fit(net, params, hazy, clear, steps, dtype=None):
-    """L1 losses of ``steps`` Adam(1e-2) steps of ``params`` on one pair (the forward under CPU autocast to
-    ``dtype`` when given, as ``train.amp: bf16`` runs it)."""
+    """L1 losses of ``steps`` Adam(1e-2) steps of ``params`` on one pair (the forward under :func:`autocast`)."""
     opt = torch.optim.Adam(params, lr=1e-2)
     losses = []
     for _ in range(steps):
         opt.zero_grad()
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with autocast(dtype):
             loss = (net(hazy).float() - clear).abs().mean()
         loss.backward()
         opt.step()
@@ -110,7 +114,7 @@ def test_driven_into_saturation_it_recovers_instead_of_staying_the_identity(dtyp
         torch.manual_seed(seed)
         net = GENERATORS.build("physics_dehazer", width=8, radius=8)
         losses = fit(net, net.parameters(), hazy, clear, 100, dtype)
-        with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with torch.no_grad(), autocast(dtype):
             out = net(hazy).float()
         assert max(losses[50:]) < 0.3 * hazy_l1, (seed, losses[50:])
         assert float((out - hazy).abs().mean()) > 0.5 * hazy_l1, seed  # far from the identity

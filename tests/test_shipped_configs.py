@@ -146,7 +146,8 @@ def test_the_losses_a_shipped_config_watches_for_divergence_are_ones_its_model_l
     root = "builtin:haze" if cfg.model.name == "dehazegan" else "builtin:shapes"
     sets = [f"data.root={root}", "data.max_items=1", "data.batch_size=1", "data.load_size=128", "data.crop_size=128",
             "data.num_workers=0", "data.cache_mb=0", "train.epochs=1", "train.epochs_decay=0", "train.time_budget_min=0",
-            f"train.out_dir={tmp_path}", "log.every=1", "log.sample_every=1000", "log.tensorboard=false", "log.progress=false", "eval.every=0"]
+            f"train.out_dir={tmp_path}", "log.every=1", "log.sample_every=1000", "log.tensorboard=false",
+            "log.progress=false", "eval.every=0"]
     assert train_main(["--config", name, "--set", *sets]) == 0
     (record,) = [r for r in map(yaml.safe_load, (tmp_path / name / "metrics.jsonl").read_text().splitlines())]
     assert set(cfg.train.divergence.watch) <= {k.removeprefix("train/") for k in record}
