@@ -13,6 +13,7 @@ from i2i.config.tree import edited_since_saved
 from i2i.configure import build_config
 from i2i.data import check_data_config
 from i2i.errors import ConfigError
+from reliability_helpers import records
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,5 +150,5 @@ def test_the_losses_a_shipped_config_watches_for_divergence_are_ones_its_model_l
             f"train.out_dir={tmp_path}", "log.every=1", "log.sample_every=1000", "log.tensorboard=false",
             "log.progress=false", "eval.every=0"]
     assert train_main(["--config", name, "--set", *sets]) == 0
-    (record,) = [r for r in map(yaml.safe_load, (tmp_path / name / "metrics.jsonl").read_text().splitlines())]
+    (record,) = records(tmp_path / name)
     assert set(cfg.train.divergence.watch) <= {k.removeprefix("train/") for k in record}
