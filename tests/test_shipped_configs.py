@@ -1,5 +1,6 @@
 """Configs shipped inside the package: found by name, as a base, listed; missing datasets name their download."""
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -152,3 +153,4 @@ def test_the_losses_a_shipped_config_watches_for_divergence_are_ones_its_model_l
     assert train_main(["--config", name, "--set", *sets]) == 0
     (record,) = records(tmp_path / name)
     assert set(cfg.train.divergence.watch) <= {k.removeprefix("train/") for k in record}
+    shutil.rmtree(tmp_path / name / "checkpoints")  # full-size weights (up to 180 MB) need not outlive the test
